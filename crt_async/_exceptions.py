@@ -1,0 +1,108 @@
+"""Every exception crt_async raises, and the one place CRT errors are translated.
+
+Hierarchy::
+
+    CRTError
+    ├── ConnectError
+    │   ├── TLSError
+    │   └── ConnectTimeout        (also a builtin TimeoutError)
+    ├── ReadTimeout               (also a builtin TimeoutError)
+    ├── WriteTimeout              (also a builtin TimeoutError)
+    ├── PoolTimeout               (also a builtin TimeoutError)
+    ├── RemoteProtocolError
+    ├── StreamClosedError
+    └── UnsupportedTransportError
+
+Bad input is reported with the builtin ``ValueError`` / ``TypeError`` before it
+reaches the CRT.
+"""
+
+from __future__ import annotations
+
+
+class CRTError(Exception):
+    """Base class of every error raised by crt_async.
+
+    When the error comes from the CRT, the original
+    ``awscrt.exceptions.AwsCrtError`` is kept as ``__cause__`` and its name is
+    available as :attr:`crt_error_name`.
+    """
+
+    crt_error_name: str | None = None
+
+
+class ConnectError(CRTError):
+    """The connection could not be established (refused, DNS, reset during setup)."""
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed (untrusted certificate, wrong host name, no common ALPN).
+
+    On Linux the CRT's TLS library (s2n) delays a failed handshake on purpose
+    ("blinding", 10-30 s), so this can take that long unless a connect timeout
+    is set.
+    """
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """The connection was not established within the connect timeout."""
+
+
+class ReadTimeout(CRTError, TimeoutError):
+    """No response data arrived within the read timeout."""
+
+
+class WriteTimeout(CRTError, TimeoutError):
+    """The CRT did not take request data within the write timeout."""
+
+
+class PoolTimeout(CRTError, TimeoutError):
+    """No connection became free within the pool timeout."""
+
+
+class RemoteProtocolError(CRTError):
+    """The peer broke the protocol or the exchange: reset stream, GOAWAY, connection
+    closed mid-response, malformed frames."""
+
+
+class StreamClosedError(CRTError):
+    """The stream (or our side of it) is already closed: e.g. sending after
+    ``send_eof()`` or using a stream after leaving its ``async with`` block."""
+
+
+class UnsupportedTransportError(CRTError):
+    """The transport (or connection) cannot do what was asked, e.g. duplex
+    streaming over HTTP/1.1. Raised before any request work starts."""
+
+
+_CONNECT_TIMEOUT_ERRORS = frozenset({"AWS_IO_SOCKET_TIMEOUT"})
+_TLS_ERROR_PREFIXES = ("AWS_IO_TLS_", "S2N_")
+
+
+def translate_crt_error(exc: BaseException, *, connecting: bool = False) -> BaseException:
+    """Map an ``AwsCrtError`` to the matching crt_async exception.
+
+    Other exceptions are returned unchanged.  The caller raises the result
+    ``from exc`` so the original stays available as ``__cause__``.
+
+    Args:
+        exc: the exception a CRT future or callback delivered.
+        connecting: True while establishing a connection: every failure then is
+            a :class:`ConnectError` (or its TLS / timeout subclass); afterwards
+            it is a :class:`RemoteProtocolError`.
+    """
+    name = getattr(exc, "name", None)
+    if not isinstance(name, str) or type(exc).__name__ != "AwsCrtError":
+        return exc
+    message = f"{name}: {getattr(exc, 'message', '')}"
+    error: CRTError
+    if not connecting:
+        error = RemoteProtocolError(message)
+    elif name in _CONNECT_TIMEOUT_ERRORS:
+        error = ConnectTimeout(message)
+    elif name.startswith(_TLS_ERROR_PREFIXES):
+        error = TLSError(message)
+    else:
+        error = ConnectError(message)
+    error.crt_error_name = name
+    return error

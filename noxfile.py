@@ -1,0 +1,49 @@
+"""Developer sessions.  Each one runs on the interpreter nox itself runs on.
+
+nox -s lint typecheck tests   # the checks CI cares about
+nox -s demo                   # run every example against the local HTTP/2 server
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+LINT_TOOLS = ("ruff==0.17.5",)
+TYPECHECK_TOOLS = ("mypy==2.4.1",)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite under asyncio and trio."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*LINT_TOOLS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the library."""
+    session.install(*TYPECHECK_TOOLS, "-e", ".[trio]")
+    session.run("mypy", "--strict", "crt_async")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run every example; each starts the local HTTP/2 server it needs."""
+    session.install("-e", ".[examples]")
+    for example in EXAMPLES:
+        session.run("python", f"examples/{example}")
+
+
+EXAMPLES = ("await_crt.py",)

@@ -1,0 +1,108 @@
+"""Shared fixtures: both event loops, and the local HTTPS (HTTP/2 + HTTP/1.1) server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test runs under asyncio and trio; a missing trio fails, never skips."""
+    return str(request.param)
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """The running examples/h2_server.py subprocess."""
+
+    https_url: str
+    http_url: str
+    ca_file: str
+    host: str
+    https_port: int
+    http_port: int
+
+
+def start_h2_server(*args: str) -> tuple[subprocess.Popen[str], LocalServer]:
+    """Start examples/h2_server.py on free loopback ports and wait until it listens."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "h2_server.py"), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        raise RuntimeError("h2_server.py exited before it was listening")
+    info = json.loads(line)
+    https_port = int(info["https_url"].rsplit(":", 1)[1])
+    http_port = int(info["http_url"].rsplit(":", 1)[1])
+    return process, LocalServer(
+        https_url=info["https_url"],
+        http_url=info["http_url"],
+        ca_file=info["ca_file"],
+        host="127.0.0.1",
+        https_port=https_port,
+        http_port=http_port,
+    )
+
+
+def stop_h2_server(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def h2_server() -> Iterator[LocalServer]:
+    """The local HTTPS server (HTTP/2 and HTTP/1.1 via ALPN, plus a cleartext HTTP/1.1 port)."""
+    process, server = start_h2_server()
+    yield server
+    stop_h2_server(process)
+
+
+@pytest.fixture
+def crt_thread_errors() -> Iterator[list[BaseException]]:
+    """Collect every exception raised inside a CRT callback (or any other thread).
+
+    Such exceptions surface as "Exception ignored in ..." (unraisable) or as
+    thread exceptions; a test that expects none asserts the list stays empty.
+    """
+    errors: list[BaseException] = []
+    previous_unraisable = sys.unraisablehook
+    previous_thread = threading.excepthook
+
+    def on_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+        if unraisable.exc_value is not None:
+            errors.append(unraisable.exc_value)
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            errors.append(args.exc_value)
+
+    sys.unraisablehook = on_unraisable
+    threading.excepthook = on_thread_exception
+    try:
+        yield errors
+    finally:
+        sys.unraisablehook = previous_unraisable
+        threading.excepthook = previous_thread
