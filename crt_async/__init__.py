@@ -1,9 +1,13 @@
 """crt_async: structured-concurrency async layer for the AWS Common Runtime (awscrt).
 
 Makes the CRT's ``concurrent.futures.Future`` and ``threading.Event`` objects
-awaitable from asyncio and trio (through anyio), correctly under cancellation.
+awaitable from asyncio and trio (through anyio), correctly under cancellation,
+and builds HTTP/1.1 and HTTP/2 on them: streamed bodies with backpressure and
+duplex HTTP/2 streams.
 """
 
+from ._connection import Connection, Origin, connect
+from ._duplex import DuplexStream
 from ._events import AwaitableEvent, wait_event
 from ._exceptions import (
     ConnectError,
@@ -17,7 +21,14 @@ from ._exceptions import (
     UnsupportedTransportError,
     WriteTimeout,
 )
+from ._exchange import ResponseHead
 from ._futures import AwaitableFuture, wait_future
+from ._headers import Headers, HeaderTypes
+from ._mock import MockRequest, MockTransport
+from ._request_body import Content
+from ._response import Response
+from ._tls import TLSConfig
+from ._transport import require_duplex, supports_duplex
 
 __all__ = [
     "AwaitableEvent",
@@ -25,13 +36,27 @@ __all__ = [
     "CRTError",
     "ConnectError",
     "ConnectTimeout",
+    "Connection",
+    "Content",
+    "DuplexStream",
+    "HeaderTypes",
+    "Headers",
+    "MockRequest",
+    "MockTransport",
+    "Origin",
     "PoolTimeout",
     "ReadTimeout",
     "RemoteProtocolError",
+    "Response",
+    "ResponseHead",
     "StreamClosedError",
+    "TLSConfig",
     "TLSError",
     "UnsupportedTransportError",
     "WriteTimeout",
+    "connect",
+    "require_duplex",
+    "supports_duplex",
     "wait_event",
     "wait_future",
 ]

@@ -19,6 +19,8 @@ reaches the CRT.
 
 from __future__ import annotations
 
+import anyio
+
 
 class CRTError(Exception):
     """Base class of every error raised by crt_async.
@@ -65,9 +67,11 @@ class RemoteProtocolError(CRTError):
     closed mid-response, malformed frames."""
 
 
-class StreamClosedError(CRTError):
+class StreamClosedError(CRTError, anyio.ClosedResourceError):
     """The stream (or our side of it) is already closed: e.g. sending after
-    ``send_eof()`` or using a stream after leaving its ``async with`` block."""
+    ``send_eof()`` or using a stream after leaving its ``async with`` block.
+
+    Also an ``anyio.ClosedResourceError``, as anyio's stream wrappers expect."""
 
 
 class UnsupportedTransportError(CRTError):
@@ -82,8 +86,9 @@ _TLS_ERROR_PREFIXES = ("AWS_IO_TLS_", "S2N_")
 def translate_crt_error(exc: BaseException, *, connecting: bool = False) -> BaseException:
     """Map an ``AwsCrtError`` to the matching crt_async exception.
 
-    Other exceptions are returned unchanged.  The caller raises the result
-    ``from exc`` so the original stays available as ``__cause__``.
+    The original is kept as the new exception's ``__cause__``; other
+    exceptions are returned unchanged, so ``raise translate_crt_error(exc)``
+    is right either way.
 
     Args:
         exc: the exception a CRT future or callback delivered.
@@ -105,4 +110,5 @@ def translate_crt_error(exc: BaseException, *, connecting: bool = False) -> Base
     else:
         error = ConnectError(message)
     error.crt_error_name = name
+    error.__cause__ = exc
     return error

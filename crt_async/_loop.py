@@ -51,7 +51,7 @@ class Wakeup:
 
     def set_threadsafe(self) -> None:
         """Wake the waiter from any thread; never raises, never blocks."""
-        try:  # noqa: SIM105  (contextlib.suppress is slower on this hot path)
+        try:
             self._schedule(self._event.set)
         except Exception:  # the loop has closed: nobody is left to wake
             pass

@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from crt_async import Connection, TLSConfig, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +66,8 @@ def start_h2_server(*args: str) -> tuple[subprocess.Popen[str], LocalServer]:
 
 
 def stop_h2_server(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    process.stdout.close()
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -106,3 +110,38 @@ def crt_thread_errors() -> Iterator[list[BaseException]]:
     finally:
         sys.unraisablehook = previous_unraisable
         threading.excepthook = previous_thread
+
+
+@pytest.fixture(scope="session")
+def tls(h2_server: LocalServer) -> TLSConfig:
+    """Trusts the local server's throwaway CA; offers h2 and http/1.1."""
+    return TLSConfig(ca_file=h2_server.ca_file)
+
+
+@pytest.fixture(scope="session")
+def tls_http1(h2_server: LocalServer) -> TLSConfig:
+    """Like ``tls`` but offers only http/1.1, so the server picks HTTP/1.1 over TLS."""
+    return TLSConfig(ca_file=h2_server.ca_file, alpn=["http/1.1"])
+
+
+@pytest.fixture
+async def h2(h2_server: LocalServer, tls: TLSConfig) -> AsyncIterator[Connection]:
+    """An HTTP/2 connection to the local server."""
+    async with await connect(h2_server.https_url, tls=tls) as connection:
+        assert connection.http_version == "HTTP/2"
+        yield connection
+
+
+@pytest.fixture(params=["h2", "h1-tls", "h1-cleartext"])
+async def any_connection(
+    request: pytest.FixtureRequest, h2_server: LocalServer, tls: TLSConfig, tls_http1: TLSConfig
+) -> AsyncIterator[Connection]:
+    """A connection to the local server over HTTP/2, HTTP/1.1 with TLS, and cleartext HTTP/1.1."""
+    if request.param == "h2":
+        url, config = h2_server.https_url, tls
+    elif request.param == "h1-tls":
+        url, config = h2_server.https_url, tls_http1
+    else:
+        url, config = h2_server.http_url, None
+    async with await connect(url, tls=config) as connection:
+        yield connection

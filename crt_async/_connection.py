@@ -1,0 +1,349 @@
+"""``connect()`` and ``Connection``: one HTTP/1.1 or HTTP/2 connection over the CRT."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
+
+import anyio
+
+from . import _crt
+from ._duplex import DuplexStream, WriteData, send_body_data
+from ._exceptions import ConnectTimeout, translate_crt_error
+from ._exchange import Exchange
+from ._futures import wait_future
+from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
+from ._request_body import Content, prepare_body
+from ._response import Response
+from ._tasks import helper_tasks
+from ._tls import TLSConfig
+from ._transport import require_duplex
+
+__all__ = ["Connection", "Origin", "connect"]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+INITIAL_RECEIVE_WINDOW = 1024 * 1024
+DEFAULT_MAX_RECEIVE_WINDOW = 8 * 1024 * 1024
+_MAX_WINDOW_LIMIT = 2**31 - 1  # HTTP/2's largest flow-control window
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Origin(NamedTuple):
+    """Scheme, host and port of a URL."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        """The ``host`` header value: the port is left out when it is the default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port == _DEFAULT_PORTS[self.scheme]:
+            return host
+        return f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority}"
+
+
+def parse_origin(url: str) -> Origin:
+    """Return the origin of an ``http://`` or ``https://`` URL.
+
+    Raises:
+        ValueError: another scheme, no host, or an invalid port.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use http:// or https://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("invalid port in URL") from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    return Origin(scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme])
+
+
+@functools.lru_cache(maxsize=1)
+def _default_tls() -> TLSConfig:
+    return TLSConfig()
+
+
+def _check_timeout(value: float | None, name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds or None")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+async def connect(
+    url: str,
+    *,
+    tls: TLSConfig | None = None,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+) -> Connection:
+    """Open one connection to the origin of ``url``.
+
+    ``https://`` uses TLS and offers HTTP/2 and HTTP/1.1 with ALPN (the server
+    chooses); ``http://`` is cleartext HTTP/1.1 (the CRT's Python bindings
+    cannot speak HTTP/2 without TLS).  Only the scheme, host and port of the URL
+    are used.
+
+    If the caller is cancelled (or times out) while connecting, a connection
+    that the CRT completes later is closed at once.
+
+    Args:
+        url: e.g. ``"https://127.0.0.1:8443"``.
+        tls: TLS settings; default: verify against the system trust store.
+        connect_timeout: seconds for TCP connect plus TLS handshake (None: no
+            limit).  On Linux a failed handshake is delayed 10-30 s on purpose
+            by the CRT's TLS library; this timeout still bounds the wait.
+        max_receive_window: largest flow-control window per stream, in bytes:
+            the most a stream ever buffers for a reader that does not keep up.
+
+    Raises:
+        ConnectError: refused, unreachable, DNS failure.
+        TLSError: the TLS handshake failed.
+        ConnectTimeout: ``connect_timeout`` expired.
+        ValueError: an invalid URL or argument (before any I/O).
+
+    Example::
+
+        async with await connect("https://127.0.0.1:8443", tls=TLSConfig(ca_file="ca.pem")) as conn:
+            print(conn.http_version)
+    """
+    origin = parse_origin(url)
+    _check_timeout(connect_timeout, "connect_timeout")
+    if not isinstance(max_receive_window, int) or not (
+        INITIAL_RECEIVE_WINDOW <= max_receive_window <= _MAX_WINDOW_LIMIT
+    ):
+        raise ValueError(
+            f"max_receive_window must be an int from {INITIAL_RECEIVE_WINDOW} to"
+            f" {_MAX_WINDOW_LIMIT}, got {max_receive_window!r}"
+        )
+    if tls is not None and not isinstance(tls, TLSConfig):
+        raise TypeError(f"tls must be a TLSConfig, got {type(tls).__name__}")
+    tls_options = None
+    if origin.scheme == "https":
+        tls_options = (tls or _default_tls()).connection_options(origin.host)
+    elif tls is not None:
+        raise ValueError("tls was given for an http:// URL: use https://")
+
+    try:
+        future = _crt.open_connection(
+            origin.host,
+            origin.port,
+            tls_options=tls_options,
+            connect_timeout=connect_timeout,
+            initial_window=INITIAL_RECEIVE_WINDOW,
+        )
+        with anyio.fail_after(connect_timeout):
+            crt_connection = await wait_future(future, on_abandon=_crt.close_connection)
+    except TimeoutError:
+        raise ConnectTimeout(f"no connection to {origin} within {connect_timeout} s") from None
+    except Exception as exc:
+        raise translate_crt_error(exc, connecting=True)  # noqa: B904  # the cause is kept
+    return Connection(crt_connection, origin, max_receive_window=max_receive_window)
+
+
+async def _write_chunks(
+    write_data: WriteData, chunks: AsyncIterator[bytes], exchange: Exchange
+) -> None:
+    """Send an (async) iterable request body on an HTTP/2 stream, one write at a time.
+
+    A failure (of the stream, or of the caller's iterable) goes to the reader
+    of the response.  The stream is then left without END_STREAM: a truncated
+    body is never presented to the server as complete.
+    """
+    try:
+        async for chunk in chunks:
+            if chunk:
+                await send_body_data(write_data, chunk, end_stream=False)
+        await send_body_data(write_data, None, end_stream=True)
+    except Exception as exc:
+        exchange.on_error(exc)
+
+
+class Connection:
+    """One HTTP/1.1 or HTTP/2 connection.  Use :func:`connect` to open one.
+
+    An async context manager: leaving the block closes the connection and
+    waits for its shutdown.  An HTTP/2 connection carries many concurrent
+    streams; an HTTP/1.1 connection one request at a time.
+
+    Attributes:
+        origin: scheme, host and port the connection goes to.
+        http_version: ``"HTTP/2"`` or ``"HTTP/1.1"``.
+    """
+
+    def __init__(self, crt_connection: Any, origin: Origin, *, max_receive_window: int) -> None:
+        self._crt = crt_connection
+        self.origin = origin
+        self.http_version = _crt.http_version(crt_connection)
+        self._max_receive_window = max_receive_window
+
+    @property
+    def SUPPORTS_DUPLEX_STREAMING(self) -> bool:  # the capability flag's name
+        """True on HTTP/2: only HTTP/2 connections can carry a duplex stream."""
+        return self.http_version == _crt.HTTP2
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection is usable."""
+        return _crt.is_open(self._crt)
+
+    def _start_exchange(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        headers: HeaderTypes,
+        *,
+        content_length: int | None = None,
+        body: Any = None,
+        close_body: bool = False,
+        manual_write: bool = False,
+    ) -> tuple[Exchange, Any]:
+        http2 = self.http_version == _crt.HTTP2
+        method_text = validate_method(method)
+        target_text = validate_target(target)
+        header_list = build_request_headers(
+            headers, host=self.origin.authority, http2=http2, content_length=content_length
+        )
+        exchange = Exchange(
+            self.http_version,
+            initial_window=INITIAL_RECEIVE_WINDOW,
+            max_window=self._max_receive_window,
+            # HTTP/1.1 cannot abandon a response and go on: the connection must go.
+            on_abandon_incomplete=None if http2 else self._close_soon,
+        )
+        try:
+            crt_stream = _crt.start_stream(
+                self._crt,
+                exchange,
+                method=method_text,
+                target=target_text,
+                headers=header_list,
+                body=body,
+                close_body=close_body,
+                manual_write=manual_write,
+            )
+        except Exception as exc:
+            raise translate_crt_error(exc)  # noqa: B904  # the cause is kept
+        return exchange, crt_stream
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request and stream the response.
+
+        An async context manager that yields the :class:`Response` once its
+        head has arrived; leaving the block releases the stream.
+
+        Args:
+            method: e.g. ``"GET"``.
+            target: path and query, e.g. ``"/items?page=2"``.
+            headers: request headers; ``host`` is filled in when missing.
+            content: request body (see :data:`crt_async.Content`).
+
+        Raises:
+            ValueError, TypeError: invalid method, target, headers or content
+                (before anything is sent).
+            RemoteProtocolError: the stream failed before the response head.
+
+        Example::
+
+            async with connection.stream("GET", "/bytes/1000") as response:
+                body = await response.aread()
+        """
+        http2 = self.http_version == _crt.HTTP2
+        body = await prepare_body(content, http2=http2)
+        exchange, crt_stream = self._start_exchange(
+            method,
+            target,
+            headers,
+            content_length=body.content_length,
+            body=body.stream,
+            close_body=body.owns_stream,
+            manual_write=body.chunks is not None,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(exchange.abandon)
+            if body.chunks is not None:
+                writer = await stack.enter_async_context(helper_tasks())
+                write_data = functools.partial(_crt.write_data, crt_stream)
+                writer.start_soon(_write_chunks, write_data, body.chunks, exchange)
+            response = Response(exchange, await exchange.wait_head(), crt_stream)
+            stack.callback(response._close)
+            yield response
+
+    @contextlib.asynccontextmanager
+    async def duplex(
+        self, method: str | bytes, target: str | bytes, *, headers: HeaderTypes = None
+    ) -> AsyncIterator[DuplexStream]:
+        """Open a duplex (bidirectional) HTTP/2 stream.
+
+        The request is sent at once with an open body; the yielded
+        :class:`DuplexStream` sends body data and receives the response at the
+        same time.  Leaving the block closes the stream.
+
+        Raises:
+            UnsupportedTransportError: on an HTTP/1.1 connection (before
+                anything is sent).
+            ValueError, TypeError: invalid method, target or headers.
+
+        Example::
+
+            async with connection.duplex("POST", "/echo") as stream:
+                await stream.send(b"hello")
+                assert await stream.receive() == b"hello"
+        """
+        require_duplex(self)
+        exchange, crt_stream = self._start_exchange(method, target, headers, manual_write=True)
+        stream = DuplexStream(exchange, functools.partial(_crt.write_data, crt_stream), crt_stream)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    def _close_soon(self) -> None:
+        _crt.close_connection(self._crt)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection has shut down (closed by either side)."""
+        with contextlib.suppress(Exception):  # why it shut down does not matter here
+            await wait_future(_crt.shutdown_future(self._crt))
+
+    async def aclose(self) -> None:
+        """Close the connection and wait until the CRT has shut it down.
+
+        Streams still open on it fail with :class:`RemoteProtocolError`.
+        """
+        _crt.close_connection(self._crt)
+        await self.wait_closed()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<Connection {self.origin} {self.http_version} {state}>"

@@ -1,0 +1,200 @@
+"""The CRT seam: the only module that calls ``awscrt.http`` and ``awscrt.io``.
+
+Everything above it speaks plain Python (strings, bytes, ``concurrent.futures``
+futures and the ``Exchange`` callbacks), so protocol and state logic can be
+tested without the CRT.  Callbacks wired here run on CRT threads and go
+straight into ``Exchange``, which never raises.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import io
+import re
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from awscrt import exceptions as crt_exceptions
+from awscrt import http as crt_http
+from awscrt import io as crt_io
+
+from ._exchange import Exchange
+
+__all__ = [
+    "HTTP2",
+    "HTTP11",
+    "close_connection",
+    "http_version",
+    "is_open",
+    "new_tls_context",
+    "open_connection",
+    "shutdown_future",
+    "start_stream",
+    "tls_connection_options",
+    "write_data",
+]
+
+HTTP2 = "HTTP/2"
+HTTP11 = "HTTP/1.1"
+
+CRTConnection = Any  # awscrt.http.HttpClientConnection or Http2ClientConnection
+CRTStream = Any  # awscrt.http.HttpClientStream or Http2ClientStream
+
+
+def new_tls_context(
+    *,
+    ca_file: str | None,
+    ca_data: bytes | None,
+    verify: bool,
+    cert_file: str | None,
+    key_file: str | None,
+    alpn: Sequence[str],
+) -> Any:
+    """Build a ``ClientTlsContext`` (expensive: build once, share)."""
+    if cert_file is not None and key_file is not None:
+        options = crt_io.TlsContextOptions.create_client_with_mtls_from_path(cert_file, key_file)
+    else:
+        options = crt_io.TlsContextOptions()
+    if ca_file is not None:
+        options.override_default_trust_store_from_path(None, ca_file)
+    elif ca_data is not None:
+        options.override_default_trust_store(ca_data)
+    options.verify_peer = verify
+    options.alpn_list = list(alpn)
+    return crt_io.ClientTlsContext(options)
+
+
+def tls_connection_options(context: Any, server_name: str) -> Any:
+    """Per-connection TLS options (cheap) with SNI set to ``server_name``."""
+    options = context.new_connection_options()
+    options.set_server_name(server_name)
+    return options
+
+
+def open_connection(
+    host: str,
+    port: int,
+    *,
+    tls_options: Any | None,
+    connect_timeout: float | None,
+    initial_window: int,
+) -> concurrent.futures.Future[CRTConnection]:
+    """Start connecting; the future resolves to an HTTP/1.1 or HTTP/2 connection
+    (ALPN decides), with manual flow-control windows on every stream."""
+    socket_options = crt_io.SocketOptions()
+    if connect_timeout is not None:
+        socket_options.connect_timeout_ms = max(1, int(connect_timeout * 1000))
+    future: concurrent.futures.Future[CRTConnection] = crt_http.HttpClientConnection.new(
+        host,
+        port,
+        socket_options=socket_options,
+        tls_connection_options=tls_options,
+        manual_window_management=True,
+        initial_window_size=initial_window,
+    )
+    return future
+
+
+def http_version(connection: CRTConnection) -> str:
+    return HTTP2 if connection.version == crt_http.HttpVersion.Http2 else HTTP11
+
+
+def is_open(connection: CRTConnection) -> bool:
+    return bool(connection.is_open())
+
+
+def close_connection(connection: CRTConnection) -> None:
+    """Ask the CRT to close; safe from any thread, and on a closed connection."""
+    connection.close()
+
+
+def shutdown_future(connection: CRTConnection) -> concurrent.futures.Future[None]:
+    future: concurrent.futures.Future[None] = connection.shutdown_future
+    return future
+
+
+def start_stream(
+    connection: CRTConnection,
+    exchange: Exchange,
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: BinaryIO | None = None,
+    close_body: bool = False,
+    manual_write: bool = False,
+) -> CRTStream:
+    """Create and activate a stream whose response goes into ``exchange``.
+
+    ``body`` is read by the CRT on its own thread (and closed once the stream
+    completes if ``close_body``); ``manual_write`` (HTTP/2 only) leaves the
+    request body open for :func:`write_data`.
+    """
+    request = crt_http.HttpRequest(method, target, crt_http.HttpHeaders(headers), body)
+    try:
+        if manual_write:
+            stream = connection.request(request, exchange.on_response, exchange.on_body, True)
+        else:
+            stream = connection.request(request, exchange.on_response, exchange.on_body)
+    except BaseException as exc:
+        if close_body and body is not None:
+            body.close()
+        if isinstance(exc, RuntimeError):
+            raise _as_crt_error(exc) from exc
+        raise
+    if close_body and body is not None:
+        stream.completion_future.add_done_callback(lambda _: _close_quietly(body))
+    exchange.update_window = stream.update_window
+    if isinstance(stream, crt_http.Http2ClientStream):
+        # The body ends at the peer's END_STREAM, which may come before our side
+        # is done sending (duplex); failures arrive through completion_future.
+        stream.remote_end_stream_future.add_done_callback(
+            functools.partial(_end_on_success, exchange)
+        )
+    stream.completion_future.add_done_callback(functools.partial(_end_or_fail, exchange))
+    stream.activate()
+    return stream
+
+
+def _as_crt_error(exc: RuntimeError) -> Exception:
+    """The bindings raise some CRT errors as ``RuntimeError("2058 (AWS_ERROR_...) ...")``;
+    turn those back into the ``AwsCrtError`` they stand for."""
+    match = re.match(r"(\d+) \(AWS_", str(exc))
+    if match is None:
+        return exc
+    error: Exception = crt_exceptions.from_code(int(match.group(1)))
+    return error
+
+
+def _close_quietly(file: BinaryIO) -> None:
+    try:
+        file.close()
+    except Exception:  # runs on a CRT thread: never raise
+        pass
+
+
+def _end_on_success(exchange: Exchange, future: concurrent.futures.Future[Any]) -> None:
+    if future.exception() is None:
+        exchange.on_end()
+
+
+def _end_or_fail(exchange: Exchange, future: concurrent.futures.Future[Any]) -> None:
+    error = future.exception()
+    if error is None:
+        exchange.on_end()
+    else:
+        exchange.on_error(error)
+
+
+def write_data(
+    stream: CRTStream, data: bytes | BinaryIO | None, end_stream: bool
+) -> concurrent.futures.Future[None]:
+    """Queue request body data on an HTTP/2 stream opened with ``manual_write``.
+
+    The future completes when the CRT has taken the data.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = io.BytesIO(data)
+    future: concurrent.futures.Future[None] = stream.write_data(data, end_stream)
+    return future

@@ -1,0 +1,310 @@
+"""The receiving half of one HTTP exchange: response head and body, with flow control.
+
+CRT threads call the ``on_*`` methods; they only copy data, update state under
+a lock and schedule at most one wake-up per parked reader (so a burst of body
+chunks costs one loop callback, not one per chunk).  One task at a time reads
+the body with :meth:`Exchange.receive`, which hands over everything buffered
+(up to ``max_bytes``) and re-opens the flow-control window by what it took.
+
+Flow control works like TCP receive-window auto-tuning: every stream starts
+with the connection's initial window; each time the reader drains a whole
+window and then has to wait for more, the window doubles, up to
+``max_window``.  A reader that stops reading stops the peer once the window is
+used up, so buffered data never exceeds the window plus one frame.
+
+This module does not import awscrt: the CRT is reached only through the
+``update_window`` callable, so the state logic can be tested without it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Callable
+
+import anyio
+
+from ._exceptions import RemoteProtocolError, translate_crt_error
+from ._headers import Headers
+from ._loop import Schedule, Wakeup, current_scheduler
+
+__all__ = ["Exchange", "ResponseHead"]
+
+
+def _no_window(increment: int) -> None:
+    """``update_window`` of an exchange whose stream is not open yet."""
+
+
+class ResponseHead:
+    """Status line and headers of a response.
+
+    Attributes:
+        status: the status code, e.g. 200.
+        headers: the response headers.
+        http_version: ``"HTTP/2"`` or ``"HTTP/1.1"``.
+    """
+
+    __slots__ = ("headers", "http_version", "status")
+
+    def __init__(self, status: int, headers: Headers, http_version: str) -> None:
+        self.status = status
+        self.headers = headers
+        self.http_version = http_version
+
+    def __repr__(self) -> str:
+        return f"<ResponseHead [{self.status} {self.http_version}]>"
+
+
+class Exchange:
+    """Thread-safe receiving state of one HTTP stream.
+
+    Args:
+        http_version: ``"HTTP/2"`` or ``"HTTP/1.1"``, reported in the head.
+        initial_window: the window the stream starts with (as configured on
+            the connection).
+        max_window: the largest the window may grow to.
+        on_abandon_incomplete: called once if the exchange is abandoned before
+            the response ended (e.g. to close an HTTP/1.1 connection).
+
+    Attributes:
+        update_window: re-opens the stream's flow-control window by n bytes;
+            set by whoever opens the stream, before it is activated.  Called on
+            the loop, or on a CRT thread once the exchange is abandoned.
+    """
+
+    __slots__ = (
+        "_abandoned",
+        "_chunks",
+        "_consumed_since_growth",
+        "_credit",
+        "_ended",
+        "_error",
+        "_head",
+        "_head_waiters",
+        "_lock",
+        "_max_window",
+        "_on_abandon_incomplete",
+        "_reader",
+        "_schedule",
+        "_window",
+        "buffered",
+        "http_version",
+        "update_window",
+    )
+
+    def __init__(
+        self,
+        http_version: str,
+        *,
+        initial_window: int,
+        max_window: int,
+        on_abandon_incomplete: Callable[[], None] | None = None,
+    ) -> None:
+        self.http_version = http_version
+        self.update_window: Callable[[int], None] = _no_window
+        self._window = initial_window
+        self._max_window = max(max_window, initial_window)
+        self._on_abandon_incomplete = on_abandon_incomplete
+        self._schedule: Schedule = current_scheduler()
+        self._lock = threading.Lock()
+        self._head: ResponseHead | None = None
+        self._chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self._ended = False
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._head_waiters: list[Wakeup] = []
+        self._reader: Wakeup | None = None
+        # Loop side only:
+        self._credit = 0  # bytes consumed but not yet returned to the window
+        self._consumed_since_growth = 0
+
+    # -- CRT thread side: never raise, never block -------------------------------
+
+    def on_response(self, status_code: int, headers: list[tuple[str, str]], **_: object) -> None:
+        """``on_response`` callback of the CRT stream."""
+        fields = Headers([pair for pair in headers if not pair[0].startswith(":")])
+        head = ResponseHead(status_code, fields, self.http_version)
+        with self._lock:
+            self._head = head
+            waiters = self._take_waiters()
+        for waiter in waiters:
+            waiter.set_threadsafe()
+
+    def on_body(self, chunk: bytes, **_: object) -> None:
+        """``on_body`` callback of the CRT stream: copy the chunk, wake the reader."""
+        data = bytes(chunk)  # the CRT's buffer is only valid during this call
+        with self._lock:
+            if self._abandoned:
+                drained = True
+            else:
+                drained = False
+                self._chunks.append(data)
+                self.buffered += len(data)
+                reader = self._reader
+                self._reader = None
+        if drained:
+            self._safe_update_window(len(data))
+        elif reader is not None:
+            reader.set_threadsafe()
+
+    def on_end(self) -> None:
+        """The peer finished the response body."""
+        self._finish(None)
+
+    def on_error(self, error: BaseException) -> None:
+        """The stream failed; a CRT error is translated, keeping it as ``__cause__``."""
+        self._finish(translate_crt_error(error))
+
+    def _finish(self, error: BaseException | None) -> None:
+        with self._lock:
+            if self._ended or self._error is not None:
+                return
+            if error is None:
+                self._ended = True
+            else:
+                self._error = error
+            waiters = self._take_waiters()
+        for waiter in waiters:
+            waiter.set_threadsafe()
+
+    def _take_waiters(self) -> list[Wakeup]:
+        waiters = self._head_waiters
+        self._head_waiters = []
+        if self._reader is not None:
+            waiters.append(self._reader)
+            self._reader = None
+        return waiters
+
+    def _safe_update_window(self, increment: int) -> None:
+        try:
+            self.update_window(increment)
+        except Exception:  # the stream has completed: nothing left to open
+            pass
+
+    # -- loop side ---------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """True once the response ended or failed."""
+        return self._ended or self._error is not None
+
+    async def wait_head(self) -> ResponseHead:
+        """Wait for the response head; raise if the stream failed before it."""
+        while True:
+            with self._lock:
+                if self._head is not None:
+                    return self._head
+                if self._error is not None:
+                    raise self._error
+                if self._ended:
+                    raise RemoteProtocolError("the stream ended without a response")
+                wakeup = Wakeup(self._schedule)
+                self._head_waiters.append(wakeup)
+            try:
+                await wakeup.wait()
+            except BaseException:
+                with self._lock:
+                    if wakeup in self._head_waiters:
+                        self._head_waiters.remove(wakeup)
+                raise
+
+    async def receive(self, max_bytes: int) -> bytes:
+        """Return the next body bytes (at most ``max_bytes``), or ``b""`` at the end.
+
+        Raises the stream's error once the data that arrived before it is consumed.
+        """
+        while True:
+            with self._lock:
+                if self._chunks:
+                    data = self._take(max_bytes)
+                    break
+                if self._error is not None:
+                    raise self._error
+                if self._ended:
+                    return b""
+                if self._reader is not None:
+                    raise anyio.BusyResourceError("receiving from")
+                wakeup = self._reader = Wakeup(self._schedule)
+            self._before_park()
+            try:
+                await wakeup.wait()
+            except BaseException:
+                with self._lock:
+                    if self._reader is wakeup:
+                        self._reader = None
+                raise
+        self._consumed(len(data))
+        return data
+
+    def _take(self, max_bytes: int) -> bytes:
+        """Pop up to ``max_bytes`` from the buffer (lock held)."""
+        chunks = self._chunks
+        if self.buffered <= max_bytes:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+        else:
+            parts = []
+            needed = max_bytes
+            while needed:
+                chunk = chunks[0]
+                if len(chunk) <= needed:
+                    parts.append(chunks.popleft())
+                    needed -= len(chunk)
+                else:
+                    parts.append(chunk[:needed])
+                    chunks[0] = chunk[needed:]
+                    needed = 0
+            data = b"".join(parts)
+        self.buffered -= len(data)
+        return data
+
+    def _consumed(self, size: int) -> None:
+        self._credit += size
+        self._consumed_since_growth += size
+        if self._credit >= self._window // 4:
+            self._flush_credit()
+
+    def _before_park(self) -> None:
+        """The reader drained the buffer and must wait: give back every credit,
+        and grow the window if the reader has been keeping up with a whole window."""
+        if self._consumed_since_growth >= self._window and self._window < self._max_window:
+            grown = min(self._window * 2, self._max_window)
+            self._credit += grown - self._window
+            self._window = grown
+            self._consumed_since_growth = 0
+        if self._credit:
+            self._flush_credit()
+
+    def _flush_credit(self) -> None:
+        credit = self._credit
+        self._credit = 0
+        if not self.finished:
+            self._safe_update_window(credit)
+
+    @property
+    def window(self) -> int:
+        """The current flow-control window target in bytes."""
+        return self._window
+
+    def abandon(self) -> None:
+        """Stop delivering: drop buffered data and let the rest of the body drain.
+
+        From now on every arriving chunk is discarded and its window re-opened at
+        once, so the peer can finish the stream.  If the response had not ended,
+        ``on_abandon_incomplete`` is called (once).
+        """
+        with self._lock:
+            if self._abandoned:
+                return
+            self._abandoned = True
+            dropped = self.buffered
+            self._chunks.clear()
+            self.buffered = 0
+            incomplete = not self.finished
+        if not incomplete:
+            return
+        self._credit += dropped
+        self._flush_credit()
+        if self._on_abandon_incomplete is not None:
+            self._on_abandon_incomplete()

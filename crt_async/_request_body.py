@@ -1,0 +1,115 @@
+"""Request bodies: what callers may pass as ``content``, and how it reaches the CRT.
+
+* ``bytes`` and binary files are handed to the CRT whole: it reads them on its
+  own thread, a piece at a time.
+* Iterables and async iterables are written piece by piece on HTTP/2 (one
+  write in flight at a time, so a fast producer cannot grow memory).
+* On HTTP/1.1 the CRT pulls the body from its own thread, which must never wait
+  for the event loop, and it needs a ``content-length``: iterables (and files
+  whose size is unknown) are first spooled to a ``SpooledTemporaryFile`` that
+  keeps up to ``SPOOL_MEMORY_LIMIT`` bytes in memory and the rest on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import IO, BinaryIO, Union, cast
+
+__all__ = ["Content", "PreparedBody", "prepare_body"]
+
+Content = Union[bytes, bytearray, memoryview, IO[bytes], Iterable[bytes], AsyncIterable[bytes]]
+"""A request body: bytes, a binary file, or an (async) iterable of bytes."""
+
+SPOOL_MEMORY_LIMIT = 1024 * 1024
+
+
+class PreparedBody:
+    """A request body ready for the CRT: either a ``stream`` the CRT reads, or
+    ``chunks`` to write one at a time (HTTP/2 only).  ``owns_stream`` is True
+    for a spool we created, which must be closed once the CRT is done with it."""
+
+    __slots__ = ("chunks", "content_length", "owns_stream", "stream")
+
+    def __init__(
+        self,
+        stream: BinaryIO | None = None,
+        content_length: int | None = None,
+        chunks: AsyncIterator[bytes] | None = None,
+        owns_stream: bool = False,
+    ) -> None:
+        self.stream = stream
+        self.content_length = content_length
+        self.chunks = chunks
+        self.owns_stream = owns_stream
+
+
+def _as_bytes(chunk: object) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"request body chunks must be bytes, got {type(chunk).__name__}")
+
+
+def _remaining_size(file: IO[bytes]) -> int | None:
+    try:
+        if file.seekable():
+            position = file.tell()
+            return file.seek(0, os.SEEK_END) - file.seek(position)
+        return os.fstat(file.fileno()).st_size
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+async def _async_chunks(content: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(content, AsyncIterable):
+        async for chunk in content:
+            yield _as_bytes(chunk)
+    else:
+        for chunk in content:
+            yield _as_bytes(chunk)
+
+
+async def _spool(chunks: AsyncIterator[bytes]) -> PreparedBody:
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
+    async for chunk in chunks:
+        spool.write(chunk)
+    size = spool.tell()
+    spool.seek(0)
+    return PreparedBody(stream=cast(BinaryIO, spool), content_length=size, owns_stream=True)
+
+
+async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
+    """Validate ``content`` and decide how it is sent.
+
+    Raises:
+        TypeError: ``str`` (encode it first) or any other unsupported type, or
+            a chunk that is not bytes.
+    """
+    if content is None:
+        return PreparedBody()
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        data = bytes(content)
+        return PreparedBody(stream=io.BytesIO(data), content_length=len(data))
+    if isinstance(content, str):
+        raise TypeError("content must be bytes, not str: encode it first (e.g. text.encode())")
+    if isinstance(content, io.TextIOBase):
+        raise TypeError("content must be a binary file: open it in binary mode ('rb')")
+    if callable(getattr(content, "read", None)):
+        file = cast(IO[bytes], content)
+        size = _remaining_size(file)
+        if size is None and not http2:
+            return await _spool(_async_chunks(iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b"")))
+        return PreparedBody(stream=cast(BinaryIO, file), content_length=size)
+    if isinstance(content, (Iterable, AsyncIterable)):
+        chunks = _async_chunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
+        if not http2:
+            return await _spool(chunks)
+        return PreparedBody(chunks=chunks)
+    raise TypeError(
+        "content must be bytes, a binary file, or an iterable or async iterable of bytes,"
+        f" got {type(content).__name__}"
+    )

@@ -1,0 +1,99 @@
+"""TLS configuration: one cached ``ClientTlsContext`` per ``TLSConfig``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from . import _crt
+from ._exceptions import TLSError
+
+__all__ = ["TLSConfig"]
+
+
+def _readable_file(path: str | os.PathLike[str] | None, what: str) -> str | None:
+    if path is None:
+        return None
+    text = os.fspath(path)
+    if not os.path.isfile(text):
+        raise ValueError(f"{what} {text!r} does not exist or is not a file")
+    return text
+
+
+class TLSConfig:
+    """TLS settings for HTTPS connections, built once into a CRT TLS context.
+
+    The context is expensive to build and is shared by every connection that
+    uses this config.  The server name (SNI, and the name the certificate is
+    checked against) always comes from the URL's host.
+
+    Args:
+        ca_file: PEM file of trusted CA certificates, replacing the system store.
+        ca_data: PEM text of trusted CA certificates, replacing the system store.
+        verify: verify the server's certificate and host name (default True).
+        cert_file: client certificate (PEM) for mutual TLS; needs ``key_file``.
+        key_file: private key (PEM) of the client certificate.
+        alpn: protocols offered with ALPN, in order of preference.
+
+    Raises:
+        ValueError: a file that does not exist, ``cert_file`` without
+            ``key_file``, both ``ca_file`` and ``ca_data``, an empty ``alpn``.
+        TLSError: the CRT rejected the certificates (e.g. malformed PEM).
+
+    Example::
+
+        tls = TLSConfig(ca_file="ca.pem")
+        async with await connect("https://127.0.0.1:8443", tls=tls) as connection:
+            ...
+    """
+
+    __slots__ = ("_alpn", "_context", "verify")
+
+    def __init__(
+        self,
+        *,
+        ca_file: str | os.PathLike[str] | None = None,
+        ca_data: str | bytes | None = None,
+        verify: bool = True,
+        cert_file: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        alpn: Sequence[str] = ("h2", "http/1.1"),
+    ) -> None:
+        if not isinstance(verify, bool):
+            raise TypeError(f"verify must be a bool, got {type(verify).__name__}")
+        if ca_file is not None and ca_data is not None:
+            raise ValueError("pass ca_file or ca_data, not both")
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        if isinstance(alpn, str) or not alpn or not all(isinstance(p, str) and p for p in alpn):
+            raise ValueError(f"alpn must be a non-empty sequence of protocol names, got {alpn!r}")
+        ca_path = _readable_file(ca_file, "ca_file")
+        cert_path = _readable_file(cert_file, "cert_file")
+        key_path = _readable_file(key_file, "key_file")
+
+        try:
+            self._context: Any = _crt.new_tls_context(
+                ca_file=ca_path,
+                ca_data=ca_data.encode("ascii") if isinstance(ca_data, str) else ca_data,
+                verify=verify,
+                cert_file=cert_path,
+                key_file=key_path,
+                alpn=alpn,
+            )
+        except Exception as exc:
+            raise TLSError(f"could not build the TLS context: {exc}") from exc
+        self.verify = verify
+        self._alpn = tuple(alpn)
+
+    @property
+    def alpn(self) -> tuple[str, ...]:
+        """The ALPN protocols offered, in order of preference."""
+        return self._alpn
+
+    def connection_options(self, server_name: str) -> Any:
+        """A ``TlsConnectionOptions`` for one connection to ``server_name``."""
+        return _crt.tls_connection_options(self._context, server_name)
+
+    def __repr__(self) -> str:
+        return f"<TLSConfig verify={self.verify} alpn={self._alpn!r}>"

@@ -1,0 +1,202 @@
+"""Exchange: the receive buffer's state logic, flow control and wake-ups, without the CRT."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import anyio
+import pytest
+
+from crt_async import RemoteProtocolError
+from crt_async._exchange import Exchange
+
+pytestmark = pytest.mark.anyio
+
+KIB = 1024
+
+
+class RecordingExchange:
+    """An Exchange whose window updates and scheduled wake-ups are recorded."""
+
+    def __init__(self, initial_window: int = 64 * KIB, max_window: int = 512 * KIB) -> None:
+        self.window_updates: list[int] = []
+        self.exchange = Exchange("HTTP/2", initial_window=initial_window, max_window=max_window)
+        self.exchange.update_window = self.window_updates.append
+        self.scheduled = 0
+        real_schedule = self.exchange._schedule
+
+        def counting_schedule(callback: Callable[[], object]) -> object:
+            self.scheduled += 1
+            return real_schedule(callback)
+
+        self.exchange._schedule = counting_schedule
+
+
+def feed_from_thread(exchange: Exchange, chunks: list[bytes], *, end: bool = False) -> None:
+    def run() -> None:
+        for chunk in chunks:
+            exchange.on_body(chunk)
+        if end:
+            exchange.on_end()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+async def test_receive_returns_everything_buffered_in_one_call() -> None:
+    exchange = RecordingExchange().exchange
+    feed_from_thread(exchange, [b"a" * 10, b"b" * 10, b"c" * 10])
+    assert await exchange.receive(1000) == b"a" * 10 + b"b" * 10 + b"c" * 10
+
+
+async def test_receive_honours_max_bytes_across_chunk_boundaries() -> None:
+    exchange = RecordingExchange().exchange
+    feed_from_thread(exchange, [b"0123", b"4567", b"89"], end=True)
+    assert await exchange.receive(3) == b"012"
+    assert await exchange.receive(3) == b"345"
+    assert await exchange.receive(5) == b"6789"
+    assert await exchange.receive(5) == b""
+
+
+async def test_a_burst_of_chunks_costs_one_wake_up() -> None:
+    recording = RecordingExchange()
+    exchange = recording.exchange
+    received: list[bytes] = []
+
+    async def reader() -> None:
+        received.append(await exchange.receive(1 << 20))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.wait_all_tasks_blocked()
+        feed_from_thread(exchange, [b"x"] * 100)
+    assert received == [b"x" * 100]
+    assert recording.scheduled == 1
+
+
+async def test_chunk_buffer_is_copied_from_the_callback() -> None:
+    exchange = RecordingExchange().exchange
+    scratch = bytearray(b"abc")
+    exchange.on_body(memoryview(scratch))
+    scratch[:] = b"zzz"
+    assert await exchange.receive(10) == b"abc"
+
+
+async def test_error_after_data_is_raised_once_the_data_is_consumed() -> None:
+    exchange = RecordingExchange().exchange
+    feed_from_thread(exchange, [b"partial"])
+    exchange.on_error(RemoteProtocolError("reset"))
+    assert await exchange.receive(100) == b"partial"
+    with pytest.raises(RemoteProtocolError, match="reset"):
+        await exchange.receive(100)
+
+
+async def test_head_waiter_is_woken_by_a_failure_before_headers() -> None:
+    exchange = RecordingExchange().exchange
+    async with anyio.create_task_group() as tg:
+
+        async def fail_soon() -> None:
+            await anyio.wait_all_tasks_blocked()
+            exchange.on_error(RemoteProtocolError("refused stream"))
+
+        tg.start_soon(fail_soon)
+        with pytest.raises(RemoteProtocolError, match="refused stream"):
+            await exchange.wait_head()
+
+
+async def test_consumed_bytes_reopen_the_window_before_the_reader_parks() -> None:
+    recording = RecordingExchange(initial_window=64 * KIB)
+    exchange = recording.exchange
+    feed_from_thread(exchange, [b"x" * KIB] * 3)
+    assert await exchange.receive(1 << 20) == b"x" * 3 * KIB
+    assert recording.window_updates == []  # small credit is batched...
+    with anyio.move_on_after(0.01):
+        await exchange.receive(1 << 20)  # ...until the reader must wait
+    assert recording.window_updates == [3 * KIB]
+
+
+async def test_window_grows_while_the_reader_keeps_up_and_stops_at_the_cap() -> None:
+    recording = RecordingExchange(initial_window=64 * KIB, max_window=256 * KIB)
+    exchange = recording.exchange
+    sizes = []
+    for _ in range(12):
+        feed_from_thread(exchange, [b"x" * 16 * KIB] * (exchange.window // (16 * KIB)))
+        while exchange.buffered:
+            await exchange.receive(1 << 20)
+        with anyio.move_on_after(0.001):
+            await exchange.receive(1 << 20)  # reader waits: the window was the limit
+        sizes.append(exchange.window)
+    assert sizes[:3] == [128 * KIB, 256 * KIB, 256 * KIB]
+    assert max(sizes) == 256 * KIB
+    # Every byte consumed, plus the growth, went back to the peer.
+    consumed = 64 * KIB + sum(sizes[:-1])  # round n feeds the window left by round n-1
+    assert sum(recording.window_updates) == consumed + (256 - 64) * KIB
+
+
+async def test_slow_reader_does_not_grow_the_window() -> None:
+    recording = RecordingExchange(initial_window=64 * KIB, max_window=1024 * KIB)
+    exchange = recording.exchange
+    for _ in range(10):
+        feed_from_thread(exchange, [b"x" * 8 * KIB] * 8)
+        # The reader always finds data waiting: it is the bottleneck, not the window.
+        while exchange.buffered > 8 * KIB:
+            await exchange.receive(8 * KIB)
+    assert exchange.window == 64 * KIB
+
+
+async def test_abandon_drops_the_buffer_and_drains_the_rest() -> None:
+    recording = RecordingExchange(initial_window=64 * KIB)
+    exchange = recording.exchange
+    feed_from_thread(exchange, [b"x" * KIB] * 4)
+    exchange.abandon()
+    assert exchange.buffered == 0
+    assert recording.window_updates == [4 * KIB]
+    feed_from_thread(exchange, [b"y" * 100])
+    assert recording.window_updates == [4 * KIB, 100]
+
+
+async def test_abandon_of_an_unfinished_exchange_calls_its_cleanup_once() -> None:
+    cleanups: list[str] = []
+    exchange = Exchange(
+        "HTTP/1.1",
+        initial_window=KIB,
+        max_window=KIB,
+        on_abandon_incomplete=lambda: cleanups.append("close connection"),
+    )
+    exchange.abandon()
+    exchange.abandon()
+    assert cleanups == ["close connection"]
+
+
+async def test_abandon_after_the_end_needs_no_cleanup() -> None:
+    cleanups: list[str] = []
+    exchange = Exchange(
+        "HTTP/1.1",
+        initial_window=KIB,
+        max_window=KIB,
+        on_abandon_incomplete=lambda: cleanups.append("close connection"),
+    )
+    exchange.on_end()
+    exchange.abandon()
+    assert cleanups == []
+
+
+async def test_two_concurrent_readers_are_refused() -> None:
+    exchange = RecordingExchange().exchange
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(exchange.receive, 10)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(anyio.BusyResourceError):
+            await exchange.receive(10)
+        exchange.on_end()
+
+
+async def test_cancelled_reader_can_read_again_and_loses_nothing() -> None:
+    exchange = RecordingExchange().exchange
+    with anyio.move_on_after(0.001):
+        await exchange.receive(10)
+    feed_from_thread(exchange, [b"kept"], end=True)
+    assert await exchange.receive(10) == b"kept"
+    assert await exchange.receive(10) == b""
