@@ -63,9 +63,12 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -499,6 +502,47 @@ def main(argv: Sequence[str] | None = None) -> None:
             "pid": os.getpid(),
         }
         asyncio.run(_serve(config, json.dumps(ready)))
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """What a server started by :func:`spawned` prints: where it listens, what it trusts."""
+
+    https_url: str
+    http_url: str | None
+    ca_file: str
+
+    @property
+    def https_port(self) -> int:
+        return int(self.https_url.rsplit(":", 1)[1])
+
+
+@contextlib.contextmanager
+def spawned(*args: str) -> Iterator[RunningServer]:
+    """Run this server in a subprocess on free ports until the block ends.
+
+    ``args`` are extra command-line options, e.g. ``"--h2-max-concurrent-streams", "4"``.
+
+    Example::
+
+        with spawned() as server:
+            print(server.https_url, server.ca_file)
+    """
+    command = [sys.executable, __file__, "--port", "0", *args]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        try:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"h2_server.py exited with status {process.wait()}")
+            info = json.loads(line)
+            yield RunningServer(info["https_url"], info["http_url"], info["ca_file"])
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 if __name__ == "__main__":

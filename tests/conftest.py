@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,9 @@ import pytest
 from crt_async import Connection, TLSConfig, connect
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+from h2_server import RunningServer, spawned  # noqa: E402
 
 
 @pytest.fixture(
@@ -28,60 +28,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@dataclass(frozen=True)
-class LocalServer:
-    """The running examples/h2_server.py subprocess."""
-
-    https_url: str
-    http_url: str
-    ca_file: str
-    host: str
-    https_port: int
-    http_port: int
-
-
-def start_h2_server(*args: str) -> tuple[subprocess.Popen[str], LocalServer]:
-    """Start examples/h2_server.py on free loopback ports and wait until it listens."""
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "h2_server.py"), "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.kill()
-        raise RuntimeError("h2_server.py exited before it was listening")
-    info = json.loads(line)
-    https_port = int(info["https_url"].rsplit(":", 1)[1])
-    http_port = int(info["http_url"].rsplit(":", 1)[1])
-    return process, LocalServer(
-        https_url=info["https_url"],
-        http_url=info["http_url"],
-        ca_file=info["ca_file"],
-        host="127.0.0.1",
-        https_port=https_port,
-        http_port=http_port,
-    )
-
-
-def stop_h2_server(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    process.stdout.close()
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+LocalServer = RunningServer
 
 
 @pytest.fixture(scope="session")
 def h2_server() -> Iterator[LocalServer]:
-    """The local HTTPS server (HTTP/2 and HTTP/1.1 via ALPN, plus a cleartext HTTP/1.1 port)."""
-    process, server = start_h2_server()
-    yield server
-    stop_h2_server(process)
+    """examples/h2_server.py in a subprocess: HTTP/2 and HTTP/1.1 over TLS (ALPN),
+    plus a cleartext HTTP/1.1 port."""
+    with spawned() as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,10 +9,16 @@ from typing import Callable
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
+import awscrt.http
+import awscrt.io
 import pytest
 
 from crt_async import AwaitableFuture, wait_future
 from crt_async._loop import Wakeup
+
+from .conftest import LocalServer
+from .relay import GatedRelay
 
 pytestmark = pytest.mark.anyio
 
@@ -270,3 +276,49 @@ def test_future_completed_after_the_loop_has_closed_goes_to_on_abandon(
     assert abandoned == ["after the loop"]
     assert crt_thread_errors == []
     assert capfd.readouterr().err == ""
+
+
+# -- real CRT futures -----------------------------------------------------------------
+
+
+def crt_tls_options(ca_file: str) -> object:
+    context_options = awscrt.io.TlsContextOptions()
+    context_options.override_default_trust_store_from_path(None, ca_file)
+    options = awscrt.io.ClientTlsContext(context_options).new_connection_options()
+    options.set_server_name("127.0.0.1")
+    return options
+
+
+async def test_awaits_a_real_crt_connection_future(h2_server: LocalServer) -> None:
+    future = awscrt.http.HttpClientConnection.new(
+        "127.0.0.1", h2_server.https_port, tls_connection_options=crt_tls_options(h2_server.ca_file)
+    )
+    connection = await wait_future(future)
+    assert connection.is_open()
+    assert await wait_future(connection.close()) is None
+
+
+async def test_cancelled_wait_on_a_real_connect_hands_the_late_connection_to_on_abandon(
+    h2_server: LocalServer, crt_thread_errors: list[BaseException]
+) -> None:
+    late_connections: list[awscrt.http.HttpClientConnectionBase] = []
+    with GatedRelay(h2_server.https_port) as relay:
+        future = awscrt.http.HttpClientConnection.new(
+            "127.0.0.1", relay.port, tls_connection_options=crt_tls_options(h2_server.ca_file)
+        )
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def waiter() -> None:
+                    await wait_future(future, on_abandon=late_connections.append)
+
+                tg.start_soon(waiter)
+                assert await anyio.to_thread.run_sync(relay.accepted.wait, 5)
+                scope.cancel()
+        relay.gate.set()  # the handshake completes after the awaiter has gone
+        await anyio.to_thread.run_sync(future.exception, 10)
+        assert not future.cancelled()
+        assert len(late_connections) == 1
+        await wait_future(late_connections[0].close())
+        assert await anyio.to_thread.run_sync(relay.client_closed.wait, 10)
+    assert crt_thread_errors == []
