@@ -1,37 +1,39 @@
 """The foundation layer: await awscrt's own futures and events from asyncio or trio.
 
 Shows ``wait_future`` on ``HttpClientConnection.new()`` and on a connection's
-``shutdown_future``, the ``AwaitableFuture`` wrapper, a connect that is cancelled
-while the CRT is still connecting (``on_abandon`` closes the connection that arrives
-too late) and ``wait_event`` on an ``EventLoopGroup``'s shutdown event.  It starts
-its own local HTTP/2 server (``h2_server.py``), so it runs offline::
+``shutdown_future``, the ``AwaitableFuture`` wrapper, cancellation safety (the waiter
+of a connect is cancelled; ``on_abandon`` closes the connection nobody is left to take)
+and ``wait_event`` on an ``EventLoopGroup``'s shutdown event.  It starts its own local
+HTTP/2 server (``h2_server.py``), so it runs offline::
 
     python examples/await_crt.py [--backend asyncio|trio|both]
 """
 
 from __future__ import annotations
 
-import argparse
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 import anyio
 import awscrt.http
 import awscrt.io
-from h2_server import RunningServer, spawned
+from example_support import RunningServer, example_arguments, run_on_loops
 
 import crt_async
 
 
-def new_connection(server: RunningServer) -> Any:
-    """Start connecting with plain awscrt; returns the CRT's concurrent.futures.Future."""
+def new_connection(server: RunningServer) -> Future[Any]:
+    """Start connecting with plain awscrt: the CRT returns a concurrent.futures.Future."""
     options = awscrt.io.TlsContextOptions()
     options.override_default_trust_store_from_path(None, server.ca_file)
     options.alpn_list = ["h2", "http/1.1"]
     tls = awscrt.io.ClientTlsContext(options).new_connection_options()
     tls.set_server_name("127.0.0.1")
-    port = server.https_port
-    return awscrt.http.HttpClientConnection.new("127.0.0.1", port, tls_connection_options=tls)
+    future: Future[Any] = awscrt.http.HttpClientConnection.new(
+        "127.0.0.1", server.https_port, tls_connection_options=tls
+    )
+    return future
 
 
 async def demo(server: RunningServer) -> None:
@@ -54,10 +56,9 @@ async def demo(server: RunningServer) -> None:
         late.append(connection)
         abandoned.set()
 
-    future = new_connection(server)
-    with anyio.move_on_after(0) as scope:
-        await crt_async.wait_future(future, on_abandon=close_late)
-    print(f"cancelled connect: waiter cancelled={scope.cancelled_caught}, CRT done={future.done()}")
+    with anyio.move_on_after(0) as scope:  # cancel the waiter while the CRT is connecting
+        await crt_async.wait_future(new_connection(server), on_abandon=close_late)
+    print(f"cancelled connect: the waiter gave up (cancelled_caught={scope.cancelled_caught})")
     with anyio.fail_after(5):
         await crt_async.wait_event(abandoned)
         await crt_async.wait_future(late[0].shutdown_future)
@@ -72,14 +73,7 @@ async def demo(server: RunningServer) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Await awscrt futures and events.")
-    parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
-    backend = parser.parse_args().backend
-    with spawned() as server:
-        for name in ["asyncio", "trio"] if backend == "both" else [backend]:
-            print(f"--- {name} ---")
-            anyio.run(demo, server, backend=name)
-    print("OK")
+    run_on_loops(example_arguments("Await awscrt futures and events.").parse_args().backend, demo)
 
 
 if __name__ == "__main__":

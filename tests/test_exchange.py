@@ -157,14 +157,19 @@ async def test_abandon_drops_the_buffer_and_drains_the_rest() -> None:
     assert recording.window_updates == [4 * KIB, 100]
 
 
-async def test_abandon_of_an_unfinished_exchange_calls_its_cleanup_once() -> None:
-    cleanups: list[str] = []
-    exchange = Exchange(
+def http1_exchange(cleanups: list[str]) -> Exchange:
+    """An HTTP/1.1 exchange whose abandon-while-incomplete cleanup is logged."""
+    return Exchange(
         "HTTP/1.1",
         initial_window=KIB,
         max_window=KIB,
         on_abandon_incomplete=lambda: cleanups.append("close connection"),
     )
+
+
+async def test_abandon_of_an_unfinished_exchange_calls_its_cleanup_once() -> None:
+    cleanups: list[str] = []
+    exchange = http1_exchange(cleanups)
     exchange.abandon()
     exchange.abandon()
     assert cleanups == ["close connection"]
@@ -172,12 +177,7 @@ async def test_abandon_of_an_unfinished_exchange_calls_its_cleanup_once() -> Non
 
 async def test_abandon_after_the_end_needs_no_cleanup() -> None:
     cleanups: list[str] = []
-    exchange = Exchange(
-        "HTTP/1.1",
-        initial_window=KIB,
-        max_window=KIB,
-        on_abandon_incomplete=lambda: cleanups.append("close connection"),
-    )
+    exchange = http1_exchange(cleanups)
     exchange.on_end()
     exchange.abandon()
     assert cleanups == []

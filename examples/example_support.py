@@ -1,0 +1,29 @@
+"""What every example shares: a ``--backend`` option and running under asyncio and trio."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable
+from typing import Callable
+
+import anyio
+from h2_server import RunningServer, spawned
+
+
+def example_arguments(description: str) -> argparse.ArgumentParser:
+    """An argument parser with ``--backend asyncio|trio|both`` (default: both)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
+    return parser
+
+
+def run_on_loops(backend: str, demo: Callable[..., Awaitable[None]], *args: object) -> None:
+    """Start the local server, then run ``demo(server, *args)`` under each chosen loop."""
+    with spawned() as server:
+        for name in ["asyncio", "trio"] if backend == "both" else [backend]:
+            print(f"--- {name} ---")
+            anyio.run(demo, server, *args, backend=name)
+    print("OK")
+
+
+__all__ = ["RunningServer", "example_arguments", "run_on_loops"]
