@@ -6,6 +6,7 @@ and builds HTTP/1.1 and HTTP/2 on them: streamed bodies with backpressure and
 duplex HTTP/2 streams.
 """
 
+from ._client import USE_CLIENT_DEFAULT, Client
 from ._connection import Connection, Origin, connect
 from ._duplex import DuplexStream
 from ._events import AwaitableEvent, wait_event
@@ -25,18 +26,23 @@ from ._exchange import ResponseHead
 from ._futures import AwaitableFuture, wait_future
 from ._headers import Headers, HeaderTypes
 from ._mock import MockRequest, MockTransport
+from ._pool import ConnectionPool, PoolStats
 from ._request_body import Content
 from ._response import Response
+from ._timeouts import Timeout, TimeoutTypes
 from ._tls import TLSConfig
 from ._transport import require_duplex, supports_duplex
 
 __all__ = [
+    "USE_CLIENT_DEFAULT",
     "AwaitableEvent",
     "AwaitableFuture",
     "CRTError",
+    "Client",
     "ConnectError",
     "ConnectTimeout",
     "Connection",
+    "ConnectionPool",
     "Content",
     "DuplexStream",
     "HeaderTypes",
@@ -44,6 +50,7 @@ __all__ = [
     "MockRequest",
     "MockTransport",
     "Origin",
+    "PoolStats",
     "PoolTimeout",
     "ReadTimeout",
     "RemoteProtocolError",
@@ -52,6 +59,8 @@ __all__ = [
     "StreamClosedError",
     "TLSConfig",
     "TLSError",
+    "Timeout",
+    "TimeoutTypes",
     "UnsupportedTransportError",
     "WriteTimeout",
     "connect",

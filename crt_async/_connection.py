@@ -7,19 +7,27 @@ import functools
 import math
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import anyio
 
 from . import _crt
 from ._duplex import DuplexStream, WriteData, send_body_data
-from ._exceptions import ConnectTimeout, translate_crt_error
+from ._exceptions import (
+    ConnectTimeout,
+    CRTError,
+    ReadTimeout,
+    WriteTimeout,
+    translate_crt_error,
+)
 from ._exchange import Exchange
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
+from ._loop import current_scheduler
 from ._request_body import Content, prepare_body
 from ._response import Response
 from ._tasks import helper_tasks
+from ._timeouts import Timeout, TimeoutTypes, fail_after
 from ._tls import TLSConfig
 from ._transport import require_duplex
 
@@ -140,6 +148,7 @@ async def connect(
     elif tls is not None:
         raise ValueError("tls was given for an http:// URL: use https://")
 
+    limits = _StreamLimits()
     try:
         future = _crt.open_connection(
             origin.host,
@@ -147,6 +156,7 @@ async def connect(
             tls_options=tls_options,
             connect_timeout=connect_timeout,
             initial_window=INITIAL_RECEIVE_WINDOW,
+            on_max_concurrent_streams=limits.on_max_concurrent_streams,
         )
         with anyio.fail_after(connect_timeout):
             crt_connection = await wait_future(future, on_abandon=_crt.close_connection)
@@ -154,25 +164,69 @@ async def connect(
         raise ConnectTimeout(f"no connection to {origin} within {connect_timeout} s") from None
     except Exception as exc:
         raise translate_crt_error(exc, connecting=True)  # noqa: B904  # the cause is kept
-    return Connection(crt_connection, origin, max_receive_window=max_receive_window)
+    return Connection(crt_connection, origin, limits, max_receive_window=max_receive_window)
 
 
 async def _write_chunks(
-    write_data: WriteData, chunks: AsyncIterator[bytes], exchange: Exchange
+    write_data: WriteData,
+    chunks: AsyncIterator[bytes],
+    exchange: Exchange,
+    write_timeout: float | None,
 ) -> None:
     """Send an (async) iterable request body on an HTTP/2 stream, one write at a time.
 
-    A failure (of the stream, or of the caller's iterable) goes to the reader
-    of the response.  The stream is then left without END_STREAM: a truncated
-    body is never presented to the server as complete.
+    A failure (of the stream, of the caller's iterable, or a write timeout)
+    goes to the reader of the response.  The stream is then left without
+    END_STREAM: a truncated body is never presented to the server as complete.
     """
     try:
         async for chunk in chunks:
             if chunk:
-                await send_body_data(write_data, chunk, end_stream=False)
-        await send_body_data(write_data, None, end_stream=True)
+                with fail_after(write_timeout, WriteTimeout, "request body not taken in time"):
+                    await send_body_data(write_data, chunk, end_stream=False)
+        with fail_after(write_timeout, WriteTimeout, "END_STREAM not taken in time"):
+            await send_body_data(write_data, None, end_stream=True)
     except Exception as exc:
         exchange.on_error(exc)
+
+
+class _StreamLimits:
+    """How many streams a connection may carry, and how many it carries now.
+
+    The server's SETTINGS_MAX_CONCURRENT_STREAMS arrives on a CRT thread; stream
+    completions too.  Both are handed to the loop, where ``on_change`` (set by a
+    pool) learns that capacity may have changed.
+    """
+
+    __slots__ = ("_schedule", "max_concurrent_streams", "on_change", "open_streams")
+
+    def __init__(self) -> None:
+        self._schedule = current_scheduler()
+        self.max_concurrent_streams: int | None = None  # None: not announced yet
+        self.open_streams = 0  # from stream start until the CRT is done with it
+        self.on_change: Callable[[], None] | None = None
+
+    def on_max_concurrent_streams(self, value: int) -> None:  # CRT thread
+        self.max_concurrent_streams = value
+        self._call_soon(self._changed)
+
+    def stream_completed(self) -> None:  # CRT thread
+        self._call_soon(self.stream_closed)
+
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        try:
+            self._schedule(callback)
+        except Exception:  # the loop has closed: nobody is counting any more
+            pass
+
+    def stream_closed(self) -> None:
+        """A stream ended (or never started); on the loop."""
+        self.open_streams -= 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 
 class Connection:
@@ -187,11 +241,21 @@ class Connection:
         http_version: ``"HTTP/2"`` or ``"HTTP/1.1"``.
     """
 
-    def __init__(self, crt_connection: Any, origin: Origin, *, max_receive_window: int) -> None:
+    def __init__(
+        self,
+        crt_connection: Any,
+        origin: Origin,
+        limits: _StreamLimits,
+        *,
+        max_receive_window: int,
+    ) -> None:
         self._crt = crt_connection
         self.origin = origin
         self.http_version = _crt.http_version(crt_connection)
         self._max_receive_window = max_receive_window
+        self.limits = limits
+        if self.http_version != _crt.HTTP2:
+            limits.max_concurrent_streams = 1
 
     @property
     def SUPPORTS_DUPLEX_STREAMING(self) -> bool:  # the capability flag's name
@@ -225,7 +289,7 @@ class Connection:
             initial_window=INITIAL_RECEIVE_WINDOW,
             max_window=self._max_receive_window,
             # HTTP/1.1 cannot abandon a response and go on: the connection must go.
-            on_abandon_incomplete=None if http2 else self._close_soon,
+            on_abandon_incomplete=None if http2 else self.close_nowait,
         )
         try:
             crt_stream = _crt.start_stream(
@@ -237,9 +301,13 @@ class Connection:
                 body=body,
                 close_body=close_body,
                 manual_write=manual_write,
+                on_complete=self.limits.stream_completed,
             )
         except Exception as exc:
-            raise translate_crt_error(exc)  # noqa: B904  # the cause is kept
+            error = translate_crt_error(exc)
+            if isinstance(error, CRTError):
+                error.retry_safe = True  # the CRT refused the stream: nothing was sent
+            raise error  # noqa: B904  # the cause is kept
         return exchange, crt_stream
 
     @contextlib.asynccontextmanager
@@ -250,6 +318,7 @@ class Connection:
         *,
         headers: HeaderTypes = None,
         content: Content | None = None,
+        timeout: TimeoutTypes = None,
     ) -> AsyncIterator[Response]:
         """Send a request and stream the response.
 
@@ -261,47 +330,66 @@ class Connection:
             target: path and query, e.g. ``"/items?page=2"``.
             headers: request headers; ``host`` is filled in when missing.
             content: request body (see :data:`crt_async.Content`).
+            timeout: read and write limits (see :class:`Timeout`); default none.
 
         Raises:
             ValueError, TypeError: invalid method, target, headers or content
                 (before anything is sent).
             RemoteProtocolError: the stream failed before the response head.
+            ReadTimeout, WriteTimeout: a limit of ``timeout`` expired.
 
         Example::
 
             async with connection.stream("GET", "/bytes/1000") as response:
                 body = await response.aread()
         """
+        limits = Timeout.coerce(timeout)
         http2 = self.http_version == _crt.HTTP2
-        body = await prepare_body(content, http2=http2)
-        exchange, crt_stream = self._start_exchange(
-            method,
-            target,
-            headers,
-            content_length=body.content_length,
-            body=body.stream,
-            close_body=body.owns_stream,
-            manual_write=body.chunks is not None,
-        )
+        self.limits.open_streams += 1  # before any await: a pool's choice stays valid
+        try:
+            body = await prepare_body(content, http2=http2)
+            exchange, crt_stream = self._start_exchange(
+                method,
+                target,
+                headers,
+                content_length=body.content_length,
+                body=body.stream,
+                close_body=body.owns_stream,
+                manual_write=body.chunks is not None,
+            )
+        except BaseException:
+            self.limits.stream_closed()
+            raise
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(exchange.abandon)
             if body.chunks is not None:
                 writer = await stack.enter_async_context(helper_tasks())
                 write_data = functools.partial(_crt.write_data, crt_stream)
-                writer.start_soon(_write_chunks, write_data, body.chunks, exchange)
-            response = Response(exchange, await exchange.wait_head(), crt_stream)
+                writer.start_soon(_write_chunks, write_data, body.chunks, exchange, limits.write)
+            with fail_after(limits.read, ReadTimeout, "no response head in time"):
+                head = await exchange.wait_head()
+            response = Response(exchange, head, crt_stream, read_timeout=limits.read)
             stack.callback(response._close)
             yield response
 
     @contextlib.asynccontextmanager
     async def duplex(
-        self, method: str | bytes, target: str | bytes, *, headers: HeaderTypes = None
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        *,
+        headers: HeaderTypes = None,
+        timeout: TimeoutTypes = None,
     ) -> AsyncIterator[DuplexStream]:
         """Open a duplex (bidirectional) HTTP/2 stream.
 
         The request is sent at once with an open body; the yielded
         :class:`DuplexStream` sends body data and receives the response at the
         same time.  Leaving the block closes the stream.
+
+        Args:
+            method, target, headers: as for :meth:`stream`.
+            timeout: read limit for each receive, write limit for each send.
 
         Raises:
             UnsupportedTransportError: on an HTTP/1.1 connection (before
@@ -315,14 +403,22 @@ class Connection:
                 assert await stream.receive() == b"hello"
         """
         require_duplex(self)
-        exchange, crt_stream = self._start_exchange(method, target, headers, manual_write=True)
-        stream = DuplexStream(exchange, functools.partial(_crt.write_data, crt_stream), crt_stream)
+        limits = Timeout.coerce(timeout)
+        self.limits.open_streams += 1
+        try:
+            exchange, crt_stream = self._start_exchange(method, target, headers, manual_write=True)
+        except BaseException:
+            self.limits.stream_closed()
+            raise
+        write_data = functools.partial(_crt.write_data, crt_stream)
+        stream = DuplexStream(exchange, write_data, crt_stream, timeout=limits)
         try:
             yield stream
         finally:
             await stream.aclose()
 
-    def _close_soon(self) -> None:
+    def close_nowait(self) -> None:
+        """Start closing the connection without waiting for its shutdown."""
         _crt.close_connection(self._crt)
 
     async def wait_closed(self) -> None:

@@ -13,7 +13,7 @@ import functools
 import io
 import re
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from awscrt import exceptions as crt_exceptions
 from awscrt import http as crt_http
@@ -37,6 +37,9 @@ __all__ = [
 
 HTTP2 = "HTTP/2"
 HTTP11 = "HTTP/1.1"
+# A server that does not announce SETTINGS_MAX_CONCURRENT_STREAMS allows any
+# number (RFC 9113); we use at most this many streams per connection then.
+UNANNOUNCED_MAX_CONCURRENT_STREAMS = 100
 
 CRTConnection = Any  # awscrt.http.HttpClientConnection or Http2ClientConnection
 CRTStream = Any  # awscrt.http.HttpClientStream or Http2ClientStream
@@ -79,19 +82,47 @@ def open_connection(
     tls_options: Any | None,
     connect_timeout: float | None,
     initial_window: int,
+    on_max_concurrent_streams: Callable[[int], None],
 ) -> concurrent.futures.Future[CRTConnection]:
     """Start connecting; the future resolves to an HTTP/1.1 or HTTP/2 connection
-    (ALPN decides), with manual flow-control windows on every stream."""
+    (ALPN decides), with manual flow-control windows on every stream.
+
+    ``on_max_concurrent_streams`` gets the server's HTTP/2
+    SETTINGS_MAX_CONCURRENT_STREAMS, on a CRT thread, whenever it is announced
+    (about one round trip after the future resolves; a first SETTINGS frame
+    without it counts as ``UNANNOUNCED_MAX_CONCURRENT_STREAMS``).  The public constructors
+    cannot do this when ALPN may pick either protocol (``Http2ClientConnection.new``
+    fails on HTTP/1.1, ``HttpClientConnection.new`` has no settings callback),
+    so this uses the private ``_generic_new`` behind both; awscrt is pinned to
+    0.38.x and ``tests/test_pool.py`` guards it.
+    """
     socket_options = crt_io.SocketOptions()
     if connect_timeout is not None:
         socket_options.connect_timeout_ms = max(1, int(connect_timeout * 1000))
-    future: concurrent.futures.Future[CRTConnection] = crt_http.HttpClientConnection.new(
-        host,
-        port,
-        socket_options=socket_options,
-        tls_connection_options=tls_options,
-        manual_window_management=True,
-        initial_window_size=initial_window,
+
+    first_settings = True
+
+    def on_settings(settings: list[Any]) -> None:
+        nonlocal first_settings
+        values = {setting.id: setting.value for setting in settings}
+        limit = values.get(crt_http.Http2SettingID.MAX_CONCURRENT_STREAMS)
+        if limit is None and first_settings:
+            limit = UNANNOUNCED_MAX_CONCURRENT_STREAMS
+        first_settings = False
+        if limit is not None:
+            on_max_concurrent_streams(int(limit))
+
+    future: concurrent.futures.Future[CRTConnection] = (
+        crt_http.HttpClientConnectionBase._generic_new(
+            host,
+            port,
+            socket_options=socket_options,
+            tls_connection_options=tls_options,
+            expected_version=None,
+            on_remote_settings_changed=on_settings,
+            manual_window_management=True,
+            initial_window_size=initial_window,
+        )
     )
     return future
 
@@ -124,12 +155,14 @@ def start_stream(
     body: BinaryIO | None = None,
     close_body: bool = False,
     manual_write: bool = False,
+    on_complete: Callable[[], None] | None = None,
 ) -> CRTStream:
     """Create and activate a stream whose response goes into ``exchange``.
 
     ``body`` is read by the CRT on its own thread (and closed once the stream
     completes if ``close_body``); ``manual_write`` (HTTP/2 only) leaves the
-    request body open for :func:`write_data`.
+    request body open for :func:`write_data`.  ``on_complete`` runs on a
+    CRT thread once the CRT is done with the stream (it must not raise).
     """
     request = crt_http.HttpRequest(method, target, crt_http.HttpHeaders(headers), body)
     try:
@@ -153,7 +186,12 @@ def start_stream(
             functools.partial(_end_on_success, exchange)
         )
     stream.completion_future.add_done_callback(functools.partial(_end_or_fail, exchange))
-    stream.activate()
+    try:
+        stream.activate()
+    except RuntimeError as exc:
+        raise _as_crt_error(exc) from exc
+    if on_complete is not None:
+        stream.completion_future.add_done_callback(lambda _: on_complete())
     return stream
 
 

@@ -9,9 +9,10 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._exceptions import StreamClosedError, translate_crt_error
+from ._exceptions import ReadTimeout, StreamClosedError, WriteTimeout, translate_crt_error
 from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
+from ._timeouts import NO_TIMEOUT, Timeout, fail_after
 
 __all__ = ["DuplexStream", "WriteData"]
 
@@ -58,10 +59,18 @@ class DuplexStream(anyio.abc.ByteStream):
             await stream.send_eof()
     """
 
-    def __init__(self, exchange: Exchange, write_data: WriteData, keepalive: object = None) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        write_data: WriteData,
+        keepalive: object = None,
+        *,
+        timeout: Timeout = NO_TIMEOUT,
+    ) -> None:
         self._exchange = exchange
         self._write_data = write_data
         self._keepalive = keepalive  # the CRT stream
+        self._timeout = timeout
         self._eof_sent = False
         self._closed = False
 
@@ -72,6 +81,7 @@ class DuplexStream(anyio.abc.ByteStream):
             StreamClosedError: after :meth:`send_eof` or :meth:`aclose`.
             TypeError: ``item`` is not bytes-like.
             RemoteProtocolError: the stream failed (e.g. reset by the peer).
+            WriteTimeout: the CRT did not take the data within the write timeout.
         """
         if not isinstance(item, (bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes bytes, got {type(item).__name__}")
@@ -79,13 +89,17 @@ class DuplexStream(anyio.abc.ByteStream):
         if not item:
             await anyio.lowlevel.checkpoint()
             return
-        await send_body_data(self._write_data, bytes(item), end_stream=False)
+        with fail_after(self._timeout.write, WriteTimeout, "the CRT did not take the data in time"):
+            await send_body_data(self._write_data, bytes(item), end_stream=False)
 
     async def send_eof(self) -> None:
         """End the request body (HTTP/2 END_STREAM).  Receiving continues."""
         self._check_sending("send_eof()")
         self._eof_sent = True
-        await send_body_data(self._write_data, None, end_stream=True)
+        with fail_after(
+            self._timeout.write, WriteTimeout, "the CRT did not take END_STREAM in time"
+        ):
+            await send_body_data(self._write_data, None, end_stream=True)
 
     def _check_sending(self, what: str) -> None:
         if self._closed:
@@ -100,12 +114,14 @@ class DuplexStream(anyio.abc.ByteStream):
             anyio.EndOfStream: the response body has ended.
             anyio.ClosedResourceError: the stream was closed.
             RemoteProtocolError: the stream failed before the body ended.
+            ReadTimeout: nothing arrived within the read timeout.
         """
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
         if self._closed:
             raise anyio.ClosedResourceError
-        data = await self._exchange.receive(max_bytes)
+        with fail_after(self._timeout.read, ReadTimeout, "no response data in time"):
+            data = await self._exchange.receive(max_bytes)
         if not data:
             raise anyio.EndOfStream
         return data
@@ -115,8 +131,10 @@ class DuplexStream(anyio.abc.ByteStream):
 
         Raises:
             RemoteProtocolError: the stream failed before the head arrived.
+            ReadTimeout: the head did not arrive within the read timeout.
         """
-        return await self._exchange.wait_head()
+        with fail_after(self._timeout.read, ReadTimeout, "no response head in time"):
+            return await self._exchange.wait_head()
 
     async def aclose(self) -> None:
         """End our side (if not ended yet) and stop receiving; never blocks."""

@@ -28,9 +28,16 @@ class CRTError(Exception):
     When the error comes from the CRT, the original
     ``awscrt.exceptions.AwsCrtError`` is kept as ``__cause__`` and its name is
     available as :attr:`crt_error_name`.
+
+    Attributes:
+        crt_error_name: the CRT's error name, e.g. ``"AWS_ERROR_HTTP_RST_STREAM_RECEIVED"``.
+        retry_safe: True when the request is known not to have been processed
+            by the server (nothing was sent, or the server refused the stream),
+            so sending it again is safe even if it is not idempotent.
     """
 
     crt_error_name: str | None = None
+    retry_safe: bool = False
 
 
 class ConnectError(CRTError):
@@ -80,6 +87,11 @@ class UnsupportedTransportError(CRTError):
 
 
 _CONNECT_TIMEOUT_ERRORS = frozenset({"AWS_IO_SOCKET_TIMEOUT"})
+# The server never processed the stream: the CRT refused it locally (stream
+# limit) or the server's GOAWAY says it was above the last stream it accepted.
+_NOT_PROCESSED_ERRORS = frozenset(
+    {"AWS_ERROR_HTTP_MAX_CONCURRENT_STREAMS_EXCEEDED", "AWS_ERROR_HTTP_GOAWAY_RECEIVED"}
+)
 _TLS_ERROR_PREFIXES = ("AWS_IO_TLS_", "S2N_")
 
 
@@ -110,5 +122,6 @@ def translate_crt_error(exc: BaseException, *, connecting: bool = False) -> Base
     else:
         error = ConnectError(message)
     error.crt_error_name = name
+    error.retry_safe = name in _NOT_PROCESSED_ERRORS
     error.__cause__ = exc
     return error

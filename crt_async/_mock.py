@@ -24,6 +24,7 @@ from ._headers import (
 from ._request_body import Content, prepare_body
 from ._response import Response
 from ._tasks import helper_tasks
+from ._timeouts import TimeoutTypes
 from ._transport import require_duplex
 
 __all__ = ["MockRequest", "MockTransport"]
@@ -157,8 +158,12 @@ class MockTransport:
         *,
         headers: HeaderTypes = None,
         content: Content | None = None,
+        timeout: TimeoutTypes = None,
     ) -> AsyncIterator[Response]:
-        """Like ``Connection.stream()``, answered by the handler."""
+        """Like ``Connection.stream()``, answered by the handler.
+
+        ``timeout`` is accepted for the transport interface; a mock has nothing to wait for.
+        """
         prepared = await prepare_body(content, http2=True)
         async with self._exchange(method, url, headers) as (body, response_exchange):
             if prepared.stream is not None:
@@ -175,9 +180,14 @@ class MockTransport:
 
     @contextlib.asynccontextmanager
     async def duplex(
-        self, method: str | bytes, url: str, *, headers: HeaderTypes = None
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        timeout: TimeoutTypes = None,
     ) -> AsyncIterator[DuplexStream]:
-        """Like ``Connection.duplex()``, answered by the handler."""
+        """Like ``Connection.duplex()``, answered by the handler (``timeout`` is ignored)."""
         require_duplex(self)
         async with self._exchange(method, url, headers) as (body, response_exchange):
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator
 
-from ._exceptions import StreamClosedError
+from ._exceptions import ReadTimeout, StreamClosedError
 from ._exchange import Exchange, ResponseHead
 from ._headers import Headers
+from ._timeouts import fail_after
 
 __all__ = ["Response"]
 
@@ -34,12 +35,28 @@ class Response:
                 sink.write(chunk)
     """
 
-    __slots__ = ("__weakref__", "_closed", "_content", "_exchange", "_head", "_keepalive")
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_content",
+        "_exchange",
+        "_head",
+        "_keepalive",
+        "_read_timeout",
+    )
 
-    def __init__(self, exchange: Exchange, head: ResponseHead, keepalive: object = None) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        head: ResponseHead,
+        keepalive: object = None,
+        *,
+        read_timeout: float | None = None,
+    ) -> None:
         self._exchange = exchange
         self._head = head
         self._keepalive = keepalive  # the CRT stream: alive as long as we read from it
+        self._read_timeout = read_timeout
         self._content: bytes | None = None
         self._closed = False
 
@@ -79,6 +96,7 @@ class Response:
         Raises:
             RemoteProtocolError: (or another ``CRTError``) if the stream fails
                 before the body is complete; a body is never silently truncated.
+            ReadTimeout: no data arrived within the read timeout.
             StreamClosedError: if the response was closed.
         """
         return _BodyIterator(self)
@@ -132,7 +150,8 @@ class _BodyIterator:
         response = self._response
         if response._closed:
             raise StreamClosedError("the response is closed")
-        chunk = await response._exchange.receive(_READ_ALL)
+        with fail_after(response._read_timeout, ReadTimeout, "no response data in time"):
+            chunk = await response._exchange.receive(_READ_ALL)
         if not chunk:
             raise StopAsyncIteration
         return chunk

@@ -91,7 +91,8 @@ from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 
 HOST = "127.0.0.1"
 H2_WINDOW = 2**20  # HTTP/2 receive window (per stream and per connection), see _H2Protocol
-APP_QUEUE_SIZE = 4096  # request body events buffered per stream, see main()
+APP_QUEUE_SIZE = 4096
+KEEP_ALIVE_MAX_REQUESTS = 10**9  # see main()  # request body events buffered per stream, see main()
 SHUTDOWN_TIMEOUT = 1.0  # at shutdown, connections still open after this are dropped
 ABORT = "http.response.abort"  # this file's own ASGI message, see _HTTPStream
 REQUEST_TASK = "h2_server request"  # name of the tasks running requests, see _serve()
@@ -485,6 +486,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         # then stops the loop from reading the client's WINDOW_UPDATE: a deadlock. A deep
         # queue avoids it (the HTTP/2 receive window still bounds what a client can send).
         config.max_app_queue_size = APP_QUEUE_SIZE
+        # After keep_alive_max_requests (default 1000) hypercorn sends GOAWAY and then
+        # drops streams it had already accepted: no client can tell those apart from a
+        # crash. Benchmarks and pool tests send far more requests per connection.
+        config.keep_alive_max_requests = KEEP_ALIVE_MAX_REQUESTS
         config.graceful_timeout = 2 * SHUTDOWN_TIMEOUT  # a backstop, see _TCPServer
 
         https_bind, https_port = _listen(args.port)

@@ -1,0 +1,378 @@
+"""``ConnectionPool``: connections per origin, HTTP/2 multiplexing, keep-alive, one retry.
+
+How the pool knows a connection's capacity: each ``Connection`` counts its open
+streams from the moment ``stream()`` / ``duplex()`` is entered until the CRT
+is done with the stream (an abandoned HTTP/2 stream still counts while it
+drains), and learns the server's SETTINGS_MAX_CONCURRENT_STREAMS from the CRT's
+settings callback.  Until those settings arrive (about one round trip after
+connecting) a new HTTP/2 connection carries one stream: the CRT itself does not
+enforce the limit before then, and a server may answer a stream over its limit
+by closing the whole connection.  HTTP/1.1 connections carry one stream.
+
+A request the server provably never processed (the CRT refused to start it,
+the stream limit was exceeded, or a GOAWAY said the stream was above the last
+one accepted: ``CRTError.retry_safe``) is sent once more on another connection,
+if its body can be replayed.
+
+A pool belongs to the event loop that first uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from . import _crt
+from ._connection import (
+    DEFAULT_MAX_RECEIVE_WINDOW,
+    Connection,
+    Origin,
+    connect,
+    parse_origin,
+)
+from ._duplex import DuplexStream
+from ._exceptions import CRTError, PoolTimeout, StreamClosedError
+from ._headers import HeaderTypes
+from ._request_body import Content
+from ._response import Response
+from ._timeouts import Timeout, TimeoutTypes
+from ._tls import TLSConfig
+
+__all__ = ["ConnectionPool", "PoolStats", "split_url"]
+
+DEFAULT_MAX_CONNECTIONS_PER_ORIGIN = 10
+DEFAULT_KEEPALIVE_EXPIRY = 4.0  # below the common 5 s idle timeout of servers
+
+T = TypeVar("T")
+
+
+def split_url(url: str) -> tuple[Origin, str]:
+    """The origin of ``url`` and its request target (path and query, kept as given).
+
+    Raises:
+        ValueError: not an absolute ``http://`` / ``https://`` URL.
+    """
+    origin = parse_origin(url)
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    return origin, target
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """What a :class:`ConnectionPool` holds at one moment.
+
+    Attributes:
+        connections: open connections.
+        idle: open connections carrying no stream.
+        in_use: open connections carrying at least one stream.
+        streams: open streams (including abandoned ones still draining).
+        connecting: connections being opened.
+    """
+
+    connections: int
+    idle: int
+    in_use: int
+    streams: int
+    connecting: int
+
+
+class _Pooled:
+    """A pooled connection and what the pool knows about it."""
+
+    __slots__ = ("connection", "idle_since", "retired")
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.idle_since: float | None = None
+        self.retired = False  # no new streams (GOAWAY); closed once idle
+
+    @property
+    def open_streams(self) -> int:
+        return self.connection.limits.open_streams
+
+    def has_room(self) -> bool:
+        limit = self.connection.limits.max_concurrent_streams
+        capacity = 1 if limit is None else limit
+        return not self.retired and self.connection.is_open and self.open_streams < capacity
+
+
+class _OriginState:
+    """The connections to one origin, and an event replaced on every change."""
+
+    __slots__ = ("changed", "connecting", "connections", "http2")
+
+    def __init__(self) -> None:
+        self.connections: list[_Pooled] = []
+        self.connecting = 0
+        self.http2: bool | None = None  # None until the first connection says
+        self.changed = anyio.Event()
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    def may_open(self, max_connections: int) -> bool:
+        if len(self.connections) + self.connecting >= max_connections:
+            return False
+        if self.http2 is False:
+            return True
+        # HTTP/2 (or unknown): one connect at a time, and none while a connection's
+        # stream limit is still unknown -- it will most likely have room in a moment.
+        return self.connecting == 0 and all(
+            pooled.connection.limits.max_concurrent_streams is not None
+            for pooled in self.connections
+        )
+
+
+class ConnectionPool:
+    """A transport that keeps connections per origin and shares HTTP/2 ones.
+
+    HTTP/2 connections carry as many concurrent streams as the server allows
+    (another connection is opened, or the request waits, when they are full);
+    HTTP/1.1 connections carry one request at a time.  Concurrent first requests
+    to a new HTTP/2 origin share one connection.  Idle connections are closed
+    after ``keepalive_expiry``; closed ones are never handed out.
+
+    Args:
+        tls: TLS settings for ``https://`` origins (default: system trust store).
+        max_connections_per_origin: the most connections to one origin.
+        keepalive_expiry: seconds an idle connection is kept (None: forever).
+        max_receive_window: see :func:`connect`.
+
+    Example::
+
+        async with ConnectionPool(tls=TLSConfig(ca_file="ca.pem")) as pool:
+            async with pool.stream("GET", "https://127.0.0.1:8443/") as response:
+                print(await response.aread())
+    """
+
+    SUPPORTS_DUPLEX_STREAMING = True
+
+    def __init__(
+        self,
+        *,
+        tls: TLSConfig | None = None,
+        max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+        keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
+        max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+    ) -> None:
+        if tls is not None and not isinstance(tls, TLSConfig):
+            raise TypeError(f"tls must be a TLSConfig, got {type(tls).__name__}")
+        limit = max_connections_per_origin
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_connections_per_origin must be an int >= 1, got {limit!r}")
+        Timeout(keepalive_expiry)  # validates: a positive number of seconds or None
+        self._tls = tls
+        self._max_connections = max_connections_per_origin
+        self._keepalive_expiry = keepalive_expiry
+        self._max_receive_window = max_receive_window
+        self._origins: dict[Origin, _OriginState] = {}
+        self._closed = False
+
+    # -- requests ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request on a pooled connection and stream the response.
+
+        Like ``Connection.stream()``, with an absolute URL.
+
+        Raises:
+            PoolTimeout: no connection became free within ``timeout.pool``.
+            ConnectError, ConnectTimeout, TLSError: opening a connection failed.
+            ReadTimeout, WriteTimeout, RemoteProtocolError: as for ``Connection.stream()``.
+        """
+        origin, target = split_url(url)
+        limits = Timeout.coerce(timeout)
+        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
+        async with contextlib.AsyncExitStack() as stack:
+            yield await self._enter(
+                stack,
+                origin,
+                limits,
+                replayable,
+                lambda connection: connection.stream(
+                    method, target, headers=headers, content=content, timeout=limits
+                ),
+            )
+
+    @contextlib.asynccontextmanager
+    async def duplex(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        timeout: TimeoutTypes = None,
+    ) -> AsyncIterator[DuplexStream]:
+        """Open a duplex HTTP/2 stream on a pooled connection (see ``Connection.duplex()``).
+
+        Raises:
+            UnsupportedTransportError: the origin speaks HTTP/1.1 (before
+                anything is sent on the connection).
+        """
+        origin, target = split_url(url)
+        limits = Timeout.coerce(timeout)
+        async with contextlib.AsyncExitStack() as stack:
+            yield await self._enter(
+                stack,
+                origin,
+                limits,
+                True,
+                lambda connection: connection.duplex(
+                    method, target, headers=headers, timeout=limits
+                ),
+            )
+
+    async def _enter(
+        self,
+        stack: contextlib.AsyncExitStack,
+        origin: Origin,
+        limits: Timeout,
+        replayable: bool,
+        open_stream: Callable[[Connection], AbstractAsyncContextManager[T]],
+    ) -> T:
+        """Acquire a connection and enter ``open_stream`` on it, retrying once when safe."""
+        for attempt in (1, 2):
+            pooled = await self._acquire(origin, limits)
+            # No await between choosing the connection and entering the stream, which
+            # counts itself at once: the choice cannot be invalidated in between.
+            try:
+                return await stack.enter_async_context(open_stream(pooled.connection))
+            except CRTError as error:
+                if error.crt_error_name == "AWS_ERROR_HTTP_GOAWAY_RECEIVED":
+                    pooled.retired = True
+                if not (error.retry_safe and replayable and attempt == 1):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- connections ------------------------------------------------------------------
+
+    def _state(self, origin: Origin) -> _OriginState:
+        state = self._origins.get(origin)
+        if state is None:
+            state = self._origins[origin] = _OriginState()
+        return state
+
+    async def _acquire(self, origin: Origin, limits: Timeout) -> _Pooled:
+        state = self._state(origin)
+        deadline = None if limits.pool is None else anyio.current_time() + limits.pool
+        while True:
+            if self._closed:
+                raise StreamClosedError("the connection pool is closed")
+            self._prune(state)
+            for pooled in state.connections:
+                if pooled.has_room():
+                    pooled.idle_since = None
+                    return pooled
+            if state.may_open(self._max_connections):
+                return await self._open(origin, state, limits)
+            changed = state.changed
+            with anyio.move_on_after(
+                None if deadline is None else deadline - anyio.current_time()
+            ) as scope:
+                await changed.wait()
+            if scope.cancelled_caught:
+                raise PoolTimeout(f"no connection to {origin} became free in {limits.pool} s")
+
+    async def _open(self, origin: Origin, state: _OriginState, limits: Timeout) -> _Pooled:
+        state.connecting += 1
+        try:
+            connection = await connect(
+                str(origin),
+                tls=self._tls,
+                connect_timeout=limits.connect,
+                max_receive_window=self._max_receive_window,
+            )
+        finally:
+            state.connecting -= 1
+            state.notify()
+        pooled = _Pooled(connection)
+        state.http2 = connection.http_version == _crt.HTTP2
+        state.connections.append(pooled)
+        connection.limits.on_change = lambda: self._capacity_changed(state, pooled)
+        return pooled
+
+    def _capacity_changed(self, state: _OriginState, pooled: _Pooled) -> None:
+        # Runs as a bare loop callback (no task): only loop-agnostic calls here.
+        if pooled.open_streams == 0:
+            pooled.idle_since = time.monotonic()
+        state.notify()
+
+    def _prune(self, state: _OriginState) -> None:
+        """Drop closed connections; close retired or expired idle ones."""
+        now = time.monotonic()
+        expiry = self._keepalive_expiry
+        kept = []
+        for pooled in state.connections:
+            idle = pooled.open_streams == 0
+            expired = (
+                idle
+                and expiry is not None
+                and pooled.idle_since is not None
+                and now - pooled.idle_since > expiry
+            )
+            if pooled.connection.is_open and not expired and not (pooled.retired and idle):
+                kept.append(pooled)
+            elif idle:
+                pooled.connection.close_nowait()
+            else:
+                kept.append(pooled)  # closed or retired, but a stream still drains
+        state.connections = kept
+
+    # -- inspection and shutdown -----------------------------------------------------------
+
+    def stats(self) -> PoolStats:
+        """Counts of open, idle and in-use connections and open streams."""
+        connections = [
+            pooled
+            for state in self._origins.values()
+            for pooled in state.connections
+            if pooled.connection.is_open
+        ]
+        in_use = sum(1 for pooled in connections if pooled.open_streams > 0)
+        return PoolStats(
+            connections=len(connections),
+            idle=len(connections) - in_use,
+            in_use=in_use,
+            streams=sum(pooled.open_streams for pooled in connections),
+            connecting=sum(state.connecting for state in self._origins.values()),
+        )
+
+    async def aclose(self) -> None:
+        """Close every connection and wait until they have shut down."""
+        self._closed = True
+        states = list(self._origins.values())
+        self._origins.clear()
+        for state in states:
+            state.notify()
+            for pooled in state.connections:
+                await pooled.connection.aclose()
+
+    async def __aenter__(self) -> ConnectionPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        stats = self.stats()
+        return f"<ConnectionPool connections={stats.connections} streams={stats.streams}>"

@@ -1,0 +1,102 @@
+"""``Timeout``: per-phase time limits, enforced by the shim with anyio deadlines."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Union
+
+import anyio
+
+__all__ = ["Timeout", "TimeoutTypes", "fail_after"]
+
+_UNSET: float = -1.0
+
+
+def _seconds(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} timeout must be a number of seconds or None, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class Timeout:
+    """Time limits for the phases of a request, in seconds (``None``: no limit).
+
+    Args:
+        timeout: the default for every phase.
+        connect: TCP connect plus TLS handshake.
+        read: waiting for the response head, and between two pieces of the body.
+        write: each piece of the request body (each ``DuplexStream.send``).
+        pool: waiting for a connection to become free in the pool.
+
+    Raises:
+        ValueError, TypeError: a limit that is not a positive number or None.
+
+    Example::
+
+        Timeout(10.0)                      # every phase
+        Timeout(5.0, read=None)            # no read limit, 5 s for the rest
+        Timeout(None, connect=2.0)         # only the connect phase is limited
+    """
+
+    __slots__ = ("connect", "pool", "read", "write")
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        *,
+        connect: float | None = _UNSET,
+        read: float | None = _UNSET,
+        write: float | None = _UNSET,
+        pool: float | None = _UNSET,
+    ) -> None:
+        default = _seconds(timeout, "the")
+        self.connect = default if connect == _UNSET else _seconds(connect, "connect")
+        self.read = default if read == _UNSET else _seconds(read, "read")
+        self.write = default if write == _UNSET else _seconds(write, "write")
+        self.pool = default if pool == _UNSET else _seconds(pool, "pool")
+
+    @classmethod
+    def coerce(cls, value: TimeoutTypes) -> Timeout:
+        """A ``Timeout`` from a ``Timeout``, a number of seconds or None."""
+        return value if isinstance(value, Timeout) else cls(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Timeout) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Timeout(connect={self.connect}, read={self.read}, write={self.write},"
+            f" pool={self.pool})"
+        )
+
+
+TimeoutTypes = Union[Timeout, float, None]
+"""A :class:`Timeout`, or seconds for every phase, or None for no limits."""
+
+NO_TIMEOUT = Timeout(None)
+
+
+@contextlib.contextmanager
+def fail_after(seconds: float | None, error: type[TimeoutError], message: str) -> Iterator[None]:
+    """Like ``anyio.fail_after``, raising ``error(message)`` when this deadline expires.
+
+    Only this deadline's expiry is converted: a ``TimeoutError`` raised inside
+    the block (e.g. a ``ConnectTimeout``) passes through unchanged.
+    """
+    if seconds is None:
+        yield
+        return
+    with anyio.move_on_after(seconds) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise error(message)
