@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any, Callable, NamedTuple
@@ -27,7 +26,7 @@ from ._loop import current_scheduler
 from ._request_body import Content, prepare_body
 from ._response import Response
 from ._tasks import helper_tasks
-from ._timeouts import Timeout, TimeoutTypes, fail_after
+from ._timeouts import Timeout, TimeoutTypes, check_seconds, fail_after
 from ._tls import TLSConfig
 from ._transport import require_duplex
 
@@ -85,15 +84,6 @@ def _default_tls() -> TLSConfig:
     return TLSConfig()
 
 
-def _check_timeout(value: float | None, name: str) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number of seconds or None")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-
-
 async def connect(
     url: str,
     *,
@@ -132,7 +122,7 @@ async def connect(
             print(conn.http_version)
     """
     origin = parse_origin(url)
-    _check_timeout(connect_timeout, "connect_timeout")
+    check_seconds(connect_timeout, "connect_timeout")
     if not isinstance(max_receive_window, int) or not (
         INITIAL_RECEIVE_WINDOW <= max_receive_window <= _MAX_WINDOW_LIMIT
     ):

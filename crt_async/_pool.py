@@ -42,7 +42,7 @@ from ._exceptions import CRTError, PoolTimeout, StreamClosedError
 from ._headers import HeaderTypes
 from ._request_body import Content
 from ._response import Response
-from ._timeouts import Timeout, TimeoutTypes
+from ._timeouts import Timeout, TimeoutTypes, check_seconds
 from ._tls import TLSConfig
 
 __all__ = ["ConnectionPool", "PoolStats", "split_url"]
@@ -171,7 +171,7 @@ class ConnectionPool:
         limit = max_connections_per_origin
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_connections_per_origin must be an int >= 1, got {limit!r}")
-        Timeout(keepalive_expiry)  # validates: a positive number of seconds or None
+        check_seconds(keepalive_expiry, "keepalive_expiry")
         self._tls = tls
         self._max_connections = max_connections_per_origin
         self._keepalive_expiry = keepalive_expiry

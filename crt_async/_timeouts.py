@@ -9,18 +9,24 @@ from typing import Union
 
 import anyio
 
-__all__ = ["Timeout", "TimeoutTypes", "fail_after"]
+__all__ = ["Timeout", "TimeoutTypes", "check_seconds", "fail_after"]
 
 _UNSET: float = -1.0
 
 
-def _seconds(value: float | None, name: str) -> float | None:
+def check_seconds(value: float | None, what: str) -> float | None:
+    """Return ``value`` as a float, or None; reject anything but positive finite seconds.
+
+    Raises:
+        TypeError: not a number (or None).
+        ValueError: zero, negative, NaN or infinite.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} timeout must be a number of seconds or None, got {value!r}")
+        raise TypeError(f"{what} must be a number of seconds or None, got {value!r}")
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} timeout must be a positive number of seconds, got {value!r}")
+        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
     return float(value)
 
 
@@ -55,11 +61,11 @@ class Timeout:
         write: float | None = _UNSET,
         pool: float | None = _UNSET,
     ) -> None:
-        default = _seconds(timeout, "the")
-        self.connect = default if connect == _UNSET else _seconds(connect, "connect")
-        self.read = default if read == _UNSET else _seconds(read, "read")
-        self.write = default if write == _UNSET else _seconds(write, "write")
-        self.pool = default if pool == _UNSET else _seconds(pool, "pool")
+        default = check_seconds(timeout, "timeout")
+        self.connect = default if connect == _UNSET else check_seconds(connect, "connect timeout")
+        self.read = default if read == _UNSET else check_seconds(read, "read timeout")
+        self.write = default if write == _UNSET else check_seconds(write, "write timeout")
+        self.pool = default if pool == _UNSET else check_seconds(pool, "pool timeout")
 
     @classmethod
     def coerce(cls, value: TimeoutTypes) -> Timeout:
