@@ -34,7 +34,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
-    session.install(*TYPECHECK_TOOLS, "-e", ".[trio]")
+    session.install(*TYPECHECK_TOOLS, "-e", ".[trio,httpx]")
     session.run("mypy", "--strict", "crt_async")
 
 

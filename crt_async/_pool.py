@@ -298,7 +298,7 @@ class ConnectionPool:
         try:
             connection = await connect(
                 str(origin),
-                tls=self._tls,
+                tls=self._tls if origin.scheme == "https" else None,
                 connect_timeout=limits.connect,
                 max_receive_window=self._max_receive_window,
             )
