@@ -31,10 +31,12 @@ from ._request_body import Content
 from ._response import Response
 from ._timeouts import Timeout, TimeoutTypes
 from ._tls import TLSConfig
-from ._transport import require_duplex, supports_duplex
+from ._transport import AsyncDuplexTransport, AsyncTransport, require_duplex, supports_duplex
 
 __all__ = [
     "USE_CLIENT_DEFAULT",
+    "AsyncDuplexTransport",
+    "AsyncTransport",
     "AwaitableEvent",
     "AwaitableFuture",
     "CRTError",

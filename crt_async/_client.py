@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections.abc import AsyncIterator
-from typing import Any, Union
+from typing import Union, cast
 
 from ._duplex import DuplexStream
 from ._headers import HeaderTypes, validate_headers
@@ -14,7 +14,7 @@ from ._request_body import Content
 from ._response import Response
 from ._timeouts import Timeout, TimeoutTypes
 from ._tls import TLSConfig
-from ._transport import require_duplex
+from ._transport import AsyncDuplexTransport, AsyncTransport, require_duplex
 
 __all__ = ["USE_CLIENT_DEFAULT", "Client"]
 
@@ -55,7 +55,7 @@ class Client:
     def __init__(
         self,
         *,
-        transport: Any = None,
+        transport: AsyncTransport | None = None,
         tls: TLSConfig | None = None,
         base_url: str | None = None,
         headers: HeaderTypes = None,
@@ -67,7 +67,7 @@ class Client:
             raise ValueError("pass tls to the transport, not to a Client given a transport")
         if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
-        self.transport = transport
+        self.transport: AsyncTransport = transport
         self.base_url = base_url
         self.headers = validate_headers(headers, http2=False)
         self.timeout = Timeout.coerce(timeout)
@@ -186,7 +186,8 @@ class Client:
                 ``SUPPORTS_DUPLEX_STREAMING = True`` (checked before anything else).
         """
         require_duplex(self.transport)
-        async with self.transport.duplex(
+        transport = cast(AsyncDuplexTransport, self.transport)  # it declared the capability
+        async with transport.duplex(
             method, self._url(url), headers=self._headers(headers), timeout=self._timeout(timeout)
         ) as stream:
             yield stream

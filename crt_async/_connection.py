@@ -138,7 +138,7 @@ async def connect(
     elif tls is not None:
         raise ValueError("tls was given for an http:// URL: use https://")
 
-    limits = _StreamLimits()
+    stream_limits = _StreamLimits()
     try:
         future = _crt.open_connection(
             origin.host,
@@ -146,7 +146,7 @@ async def connect(
             tls_options=tls_options,
             connect_timeout=connect_timeout,
             initial_window=INITIAL_RECEIVE_WINDOW,
-            on_max_concurrent_streams=limits.on_max_concurrent_streams,
+            on_max_concurrent_streams=stream_limits.on_max_concurrent_streams,
         )
         with anyio.fail_after(connect_timeout):
             crt_connection = await wait_future(future, on_abandon=_crt.close_connection)
@@ -154,7 +154,7 @@ async def connect(
         raise ConnectTimeout(f"no connection to {origin} within {connect_timeout} s") from None
     except Exception as exc:
         raise translate_crt_error(exc, connecting=True)  # noqa: B904  # the cause is kept
-    return Connection(crt_connection, origin, limits, max_receive_window=max_receive_window)
+    return Connection(crt_connection, origin, stream_limits, max_receive_window=max_receive_window)
 
 
 async def _write_chunks(
@@ -229,13 +229,16 @@ class Connection:
     Attributes:
         origin: scheme, host and port the connection goes to.
         http_version: ``"HTTP/2"`` or ``"HTTP/1.1"``.
+        stream_limits: how many streams the server allows
+            (``max_concurrent_streams``, None until an HTTP/2 server says) and
+            how many are open (``open_streams``); what a pool decides by.
     """
 
     def __init__(
         self,
         crt_connection: Any,
         origin: Origin,
-        limits: _StreamLimits,
+        stream_limits: _StreamLimits,
         *,
         max_receive_window: int,
     ) -> None:
@@ -243,9 +246,9 @@ class Connection:
         self.origin = origin
         self.http_version = _crt.http_version(crt_connection)
         self._max_receive_window = max_receive_window
-        self.limits = limits
+        self.stream_limits = stream_limits
         if self.http_version != _crt.HTTP2:
-            limits.max_concurrent_streams = 1
+            stream_limits.max_concurrent_streams = 1
 
     @property
     def SUPPORTS_DUPLEX_STREAMING(self) -> bool:  # the capability flag's name
@@ -291,7 +294,7 @@ class Connection:
                 body=body,
                 close_body=close_body,
                 manual_write=manual_write,
-                on_complete=self.limits.stream_completed,
+                on_complete=self.stream_limits.stream_completed,
             )
         except Exception as exc:
             error = translate_crt_error(exc)
@@ -333,9 +336,9 @@ class Connection:
             async with connection.stream("GET", "/bytes/1000") as response:
                 body = await response.aread()
         """
-        limits = Timeout.coerce(timeout)
+        timeouts = Timeout.coerce(timeout)
         http2 = self.http_version == _crt.HTTP2
-        self.limits.open_streams += 1  # before any await: a pool's choice stays valid
+        self.stream_limits.open_streams += 1  # before any await: a pool's choice stays valid
         try:
             body = await prepare_body(content, http2=http2)
             exchange, crt_stream = self._start_exchange(
@@ -348,17 +351,17 @@ class Connection:
                 manual_write=body.chunks is not None,
             )
         except BaseException:
-            self.limits.stream_closed()
+            self.stream_limits.stream_closed()
             raise
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(exchange.abandon)
             if body.chunks is not None:
                 writer = await stack.enter_async_context(helper_tasks())
                 write_data = functools.partial(_crt.write_data, crt_stream)
-                writer.start_soon(_write_chunks, write_data, body.chunks, exchange, limits.write)
-            with fail_after(limits.read, ReadTimeout, "no response head in time"):
+                writer.start_soon(_write_chunks, write_data, body.chunks, exchange, timeouts.write)
+            with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
                 head = await exchange.wait_head()
-            response = Response(exchange, head, crt_stream, read_timeout=limits.read)
+            response = Response(exchange, head, crt_stream, read_timeout=timeouts.read)
             stack.callback(response._close)
             yield response
 
@@ -393,15 +396,15 @@ class Connection:
                 assert await stream.receive() == b"hello"
         """
         require_duplex(self)
-        limits = Timeout.coerce(timeout)
-        self.limits.open_streams += 1
+        timeouts = Timeout.coerce(timeout)
+        self.stream_limits.open_streams += 1
         try:
             exchange, crt_stream = self._start_exchange(method, target, headers, manual_write=True)
         except BaseException:
-            self.limits.stream_closed()
+            self.stream_limits.stream_closed()
             raise
         write_data = functools.partial(_crt.write_data, crt_stream)
-        stream = DuplexStream(exchange, write_data, crt_stream, timeout=limits)
+        stream = DuplexStream(exchange, write_data, crt_stream, timeout=timeouts)
         try:
             yield stream
         finally:

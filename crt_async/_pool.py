@@ -98,10 +98,10 @@ class _Pooled:
 
     @property
     def open_streams(self) -> int:
-        return self.connection.limits.open_streams
+        return self.connection.stream_limits.open_streams
 
     def has_room(self) -> bool:
-        limit = self.connection.limits.max_concurrent_streams
+        limit = self.connection.stream_limits.max_concurrent_streams
         capacity = 1 if limit is None else limit
         return not self.retired and self.connection.is_open and self.open_streams < capacity
 
@@ -129,7 +129,7 @@ class _OriginState:
         # HTTP/2 (or unknown): one connect at a time, and none while a connection's
         # stream limit is still unknown -- it will most likely have room in a moment.
         return self.connecting == 0 and all(
-            pooled.connection.limits.max_concurrent_streams is not None
+            pooled.connection.stream_limits.max_concurrent_streams is not None
             for pooled in self.connections
         )
 
@@ -201,16 +201,16 @@ class ConnectionPool:
             ReadTimeout, WriteTimeout, RemoteProtocolError: as for ``Connection.stream()``.
         """
         origin, target = split_url(url)
-        limits = Timeout.coerce(timeout)
+        timeouts = Timeout.coerce(timeout)
         replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
         async with contextlib.AsyncExitStack() as stack:
             yield await self._enter(
                 stack,
                 origin,
-                limits,
+                timeouts,
                 replayable,
                 lambda connection: connection.stream(
-                    method, target, headers=headers, content=content, timeout=limits
+                    method, target, headers=headers, content=content, timeout=timeouts
                 ),
             )
 
@@ -230,15 +230,15 @@ class ConnectionPool:
                 anything is sent on the connection).
         """
         origin, target = split_url(url)
-        limits = Timeout.coerce(timeout)
+        timeouts = Timeout.coerce(timeout)
         async with contextlib.AsyncExitStack() as stack:
             yield await self._enter(
                 stack,
                 origin,
-                limits,
+                timeouts,
                 True,
                 lambda connection: connection.duplex(
-                    method, target, headers=headers, timeout=limits
+                    method, target, headers=headers, timeout=timeouts
                 ),
             )
 
@@ -246,13 +246,13 @@ class ConnectionPool:
         self,
         stack: contextlib.AsyncExitStack,
         origin: Origin,
-        limits: Timeout,
+        timeouts: Timeout,
         replayable: bool,
         open_stream: Callable[[Connection], AbstractAsyncContextManager[T]],
     ) -> T:
         """Acquire a connection and enter ``open_stream`` on it, retrying once when safe."""
         for attempt in (1, 2):
-            pooled = await self._acquire(origin, limits)
+            pooled = await self._acquire(origin, timeouts)
             # No await between choosing the connection and entering the stream, which
             # counts itself at once: the choice cannot be invalidated in between.
             try:
@@ -272,9 +272,9 @@ class ConnectionPool:
             state = self._origins[origin] = _OriginState()
         return state
 
-    async def _acquire(self, origin: Origin, limits: Timeout) -> _Pooled:
+    async def _acquire(self, origin: Origin, timeouts: Timeout) -> _Pooled:
         state = self._state(origin)
-        deadline = None if limits.pool is None else anyio.current_time() + limits.pool
+        deadline = None if timeouts.pool is None else anyio.current_time() + timeouts.pool
         while True:
             if self._closed:
                 raise StreamClosedError("the connection pool is closed")
@@ -284,22 +284,22 @@ class ConnectionPool:
                     pooled.idle_since = None
                     return pooled
             if state.may_open(self._max_connections):
-                return await self._open(origin, state, limits)
+                return await self._open(origin, state, timeouts)
             changed = state.changed
             with anyio.move_on_after(
                 None if deadline is None else deadline - anyio.current_time()
             ) as scope:
                 await changed.wait()
             if scope.cancelled_caught:
-                raise PoolTimeout(f"no connection to {origin} became free in {limits.pool} s")
+                raise PoolTimeout(f"no connection to {origin} became free in {timeouts.pool} s")
 
-    async def _open(self, origin: Origin, state: _OriginState, limits: Timeout) -> _Pooled:
+    async def _open(self, origin: Origin, state: _OriginState, timeouts: Timeout) -> _Pooled:
         state.connecting += 1
         try:
             connection = await connect(
                 str(origin),
                 tls=self._tls if origin.scheme == "https" else None,
-                connect_timeout=limits.connect,
+                connect_timeout=timeouts.connect,
                 max_receive_window=self._max_receive_window,
             )
         finally:
@@ -308,7 +308,7 @@ class ConnectionPool:
         pooled = _Pooled(connection)
         state.http2 = connection.http_version == _crt.HTTP2
         state.connections.append(pooled)
-        connection.limits.on_change = lambda: self._capacity_changed(state, pooled)
+        connection.stream_limits.on_change = lambda: self._capacity_changed(state, pooled)
         return pooled
 
     def _capacity_changed(self, state: _OriginState, pooled: _Pooled) -> None:

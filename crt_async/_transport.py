@@ -8,9 +8,55 @@ force the attribute to exist, so the check is ``getattr(...) is True``.
 
 from __future__ import annotations
 
-from ._exceptions import UnsupportedTransportError
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["require_duplex", "supports_duplex"]
+from ._exceptions import UnsupportedTransportError
+from ._headers import HeaderTypes
+from ._timeouts import TimeoutTypes
+
+if TYPE_CHECKING:
+    from ._duplex import DuplexStream
+    from ._request_body import Content
+    from ._response import Response
+
+__all__ = ["AsyncDuplexTransport", "AsyncTransport", "require_duplex", "supports_duplex"]
+
+
+class AsyncTransport(Protocol):
+    """What a ``Client`` needs from a transport (``ConnectionPool``, ``MockTransport``, ...)."""
+
+    def stream(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> AbstractAsyncContextManager[Response]:
+        """Send a request; the context manager yields the streamed response."""
+
+    async def aclose(self) -> None:
+        """Release everything the transport holds."""
+
+
+class AsyncDuplexTransport(AsyncTransport, Protocol):
+    """A transport that also opens duplex streams.
+
+    It must declare ``SUPPORTS_DUPLEX_STREAMING = True`` as well: having the
+    method is not enough (see :func:`require_duplex`).
+    """
+
+    def duplex(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        timeout: TimeoutTypes = None,
+    ) -> AbstractAsyncContextManager[DuplexStream]:
+        """Open a duplex stream; the context manager yields it."""
 
 
 def supports_duplex(transport: object) -> bool:

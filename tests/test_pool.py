@@ -77,7 +77,7 @@ async def run_concurrently(count: int, request: functools.partial[object]) -> No
 async def test_learns_the_servers_stream_limit(client: Client) -> None:
     assert (await client.get("/")).status == 200
     [state] = client.transport._origins.values()
-    assert state.connections[0].connection.limits.max_concurrent_streams == 100
+    assert state.connections[0].connection.stream_limits.max_concurrent_streams == 100
 
 
 async def test_concurrent_first_requests_share_one_http2_connection(client: Client) -> None:
