@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, TypeVar
 
 import anyio
 
-from ._exceptions import RemoteProtocolError, translate_crt_error
+from ._exceptions import ReadTimeout, RemoteProtocolError, translate_crt_error
 from ._headers import Headers
-from ._loop import Schedule, Wakeup, current_scheduler
+from ._loop import Schedule, ThreadWakeup, Waiter, Wakeup, current_scheduler
 
 __all__ = ["Exchange", "ResponseHead"]
+
+W = TypeVar("W", Wakeup, ThreadWakeup)
 
 
 def _no_window(increment: int) -> None:
@@ -65,6 +67,8 @@ class Exchange:
         max_window: the largest the window may grow to.
         on_abandon_incomplete: called once if the exchange is abandoned before
             the response ended (e.g. to close an HTTP/1.1 connection).
+        blocking: read with the ``*_sync`` methods from threads, without an
+            event loop (then it may be created outside one).
 
     Attributes:
         update_window: re-opens the stream's flow-control window by n bytes;
@@ -99,13 +103,14 @@ class Exchange:
         initial_window: int,
         max_window: int,
         on_abandon_incomplete: Callable[[], None] | None = None,
+        blocking: bool = False,
     ) -> None:
         self.http_version = http_version
         self.update_window: Callable[[int], None] = _no_window
         self._window = initial_window
         self._max_window = max(max_window, initial_window)
         self._on_abandon_incomplete = on_abandon_incomplete
-        self._schedule: Schedule = current_scheduler()
+        self._schedule: Schedule | None = None if blocking else current_scheduler()
         self._lock = threading.Lock()
         self._head: ResponseHead | None = None
         self._chunks: deque[bytes] = deque()
@@ -113,8 +118,8 @@ class Exchange:
         self._ended = False
         self._error: BaseException | None = None
         self._abandoned = False
-        self._head_waiters: list[Wakeup] = []
-        self._reader: Wakeup | None = None
+        self._head_waiters: list[Waiter] = []
+        self._reader: Waiter | None = None
         # Loop side only:
         self._credit = 0  # bytes consumed but not yet returned to the window
         self._consumed_since_growth = 0
@@ -168,7 +173,7 @@ class Exchange:
         for waiter in waiters:
             waiter.set_threadsafe()
 
-    def _take_waiters(self) -> list[Wakeup]:
+    def _take_waiters(self) -> list[Waiter]:
         waiters = self._head_waiters
         self._head_waiters = []
         if self._reader is not None:
@@ -189,25 +194,70 @@ class Exchange:
         """True once the response ended or failed."""
         return self._ended or self._error is not None
 
+    def _head_or_park(self, new_waiter: Callable[[], W]) -> ResponseHead | W:
+        """The head if it is there; else raise the stream's failure, or park a waiter."""
+        with self._lock:
+            if self._head is not None:
+                return self._head
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                raise RemoteProtocolError("the stream ended without a response")
+            waiter = new_waiter()
+            self._head_waiters.append(waiter)
+            return waiter
+
+    def _unpark_head(self, waiter: Waiter) -> None:
+        with self._lock:
+            if waiter in self._head_waiters:
+                self._head_waiters.remove(waiter)
+
     async def wait_head(self) -> ResponseHead:
         """Wait for the response head; raise if the stream failed before it."""
         while True:
-            with self._lock:
-                if self._head is not None:
-                    return self._head
-                if self._error is not None:
-                    raise self._error
-                if self._ended:
-                    raise RemoteProtocolError("the stream ended without a response")
-                wakeup = Wakeup(self._schedule)
-                self._head_waiters.append(wakeup)
+            result = self._head_or_park(self._new_wakeup)
+            if isinstance(result, ResponseHead):
+                return result
             try:
-                await wakeup.wait()
+                await result.wait()
             except BaseException:
-                with self._lock:
-                    if wakeup in self._head_waiters:
-                        self._head_waiters.remove(wakeup)
+                self._unpark_head(result)
                 raise
+
+    def wait_head_sync(self, timeout: float | None) -> ResponseHead:
+        """Block the calling thread until the response head arrives (no event loop).
+
+        Raises:
+            ReadTimeout: not within ``timeout`` seconds.
+        """
+        while True:
+            result = self._head_or_park(ThreadWakeup)
+            if isinstance(result, ResponseHead):
+                return result
+            if not result.wait(timeout):
+                self._unpark_head(result)
+                raise ReadTimeout("no response head in time")
+
+    def _data_or_park(self, max_bytes: int, new_waiter: Callable[[], W]) -> bytes | W:
+        """Buffered data (``b""`` at the end); else raise the failure, or park a reader."""
+        with self._lock:
+            if self._chunks:
+                return self._take(max_bytes)
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            if self._reader is not None:
+                raise anyio.BusyResourceError("receiving from")
+            waiter = new_waiter()
+            self._reader = waiter
+        self._before_park()
+        return waiter
+
+    def _unpark_reader(self, waiter: Waiter) -> None:
+        with self._lock:
+            if self._reader is waiter:
+                self._reader = None
 
     async def receive(self, max_bytes: int) -> bytes:
         """Return the next body bytes (at most ``max_bytes``), or ``b""`` at the end.
@@ -215,27 +265,39 @@ class Exchange:
         Raises the stream's error once the data that arrived before it is consumed.
         """
         while True:
-            with self._lock:
-                if self._chunks:
-                    data = self._take(max_bytes)
-                    break
-                if self._error is not None:
-                    raise self._error
-                if self._ended:
-                    return b""
-                if self._reader is not None:
-                    raise anyio.BusyResourceError("receiving from")
-                wakeup = self._reader = Wakeup(self._schedule)
-            self._before_park()
+            result = self._data_or_park(max_bytes, self._new_wakeup)
+            if isinstance(result, bytes):
+                break
             try:
-                await wakeup.wait()
+                await result.wait()
             except BaseException:
-                with self._lock:
-                    if self._reader is wakeup:
-                        self._reader = None
+                self._unpark_reader(result)
                 raise
-        self._consumed(len(data))
-        return data
+        self._consumed(len(result))
+        return result
+
+    def receive_sync(self, max_bytes: int, timeout: float | None) -> bytes:
+        """Like :meth:`receive`, blocking the calling thread (no event loop).
+
+        Raises:
+            ReadTimeout: nothing arrived within ``timeout`` seconds.
+        """
+        while True:
+            result = self._data_or_park(max_bytes, ThreadWakeup)
+            if isinstance(result, bytes):
+                break
+            if not result.wait(timeout):
+                self._unpark_reader(result)
+                raise ReadTimeout("no response data in time")
+        self._consumed(len(result))
+        return result
+
+    def _new_wakeup(self) -> Wakeup:
+        if self._schedule is None:
+            raise RuntimeError(
+                "this exchange is read without an event loop: use the *_sync methods"
+            )
+        return Wakeup(self._schedule)
 
     def _take(self, max_bytes: int) -> bytes:
         """Pop up to ``max_bytes`` from the buffer (lock held)."""

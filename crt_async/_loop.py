@@ -9,7 +9,8 @@ loop that has already closed is dropped.
 
 from __future__ import annotations
 
-from typing import Callable
+import threading
+from typing import Callable, Union
 
 import anyio
 import anyio.lowlevel
@@ -63,3 +64,24 @@ class Wakeup:
     async def wait(self) -> None:
         """Wait until the wake-up is delivered (a cancellation point)."""
         await self._event.wait()
+
+
+class ThreadWakeup:
+    """The blocking counterpart of :class:`Wakeup`, for a thread that waits without a loop."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set_threadsafe(self) -> None:
+        """Wake the waiting thread; never raises, never blocks."""
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until woken (True) or until ``timeout`` seconds pass (False)."""
+        return self._event.wait(timeout)
+
+
+Waiter = Union[Wakeup, ThreadWakeup]
+"""Anything a CRT callback may wake: both have ``set_threadsafe()``."""

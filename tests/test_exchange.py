@@ -8,7 +8,7 @@ from typing import Callable
 import anyio
 import pytest
 
-from crt_async import RemoteProtocolError
+from crt_async import ReadTimeout, RemoteProtocolError
 from crt_async._exchange import Exchange
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +200,45 @@ async def test_cancelled_reader_can_read_again_and_loses_nothing() -> None:
     feed_from_thread(exchange, [b"kept"], end=True)
     assert await exchange.receive(10) == b"kept"
     assert await exchange.receive(10) == b""
+
+
+# -- blocking readers (no event loop) -----------------------------------------------
+
+
+def blocking_exchange() -> Exchange:
+    return Exchange("HTTP/2", initial_window=64 * KIB, max_window=64 * KIB, blocking=True)
+
+
+def test_blocking_reader_gets_head_and_body_fed_from_another_thread() -> None:
+    exchange = blocking_exchange()
+
+    def respond() -> None:
+        exchange.on_response(200, [(":status", "200"), ("x-a", "1")])
+        exchange.on_body(b"hello ")
+        exchange.on_body(b"world")
+        exchange.on_end()
+
+    threading.Timer(0.01, respond).start()
+    head = exchange.wait_head_sync(timeout=5)
+    assert (head.status, head.headers.multi_items()) == (200, [("x-a", "1")])
+    body = b""
+    while chunk := exchange.receive_sync(1024, timeout=5):
+        body += chunk
+    assert body == b"hello world"
+
+
+def test_blocking_reader_times_out_and_can_read_again() -> None:
+    exchange = blocking_exchange()
+    with pytest.raises(ReadTimeout):
+        exchange.wait_head_sync(timeout=0.01)
+    with pytest.raises(ReadTimeout):
+        exchange.receive_sync(10, timeout=0.01)
+    feed_from_thread(exchange, [b"late"], end=True)
+    assert exchange.receive_sync(10, timeout=5) == b"late"
+    assert exchange.receive_sync(10, timeout=5) == b""
+
+
+def test_blocking_exchange_refuses_async_reads() -> None:
+    exchange = blocking_exchange()
+    with pytest.raises(RuntimeError, match="_sync"):
+        exchange.receive(10).send(None)
