@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
+import itertools
+import threading
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, NamedTuple
 
 import anyio
@@ -19,11 +22,11 @@ from ._exceptions import (
     WriteTimeout,
     translate_crt_error,
 )
-from ._exchange import Exchange
+from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
 from ._loop import current_scheduler
-from ._request_body import Content, prepare_body
+from ._request_body import Content, prepare_body, prepare_body_sync
 from ._response import Response
 from ._tasks import helper_tasks
 from ._timeouts import Timeout, TimeoutTypes, check_seconds, fail_after
@@ -121,6 +124,58 @@ async def connect(
         async with await connect("https://127.0.0.1:8443", tls=TLSConfig(ca_file="ca.pem")) as conn:
             print(conn.http_version)
     """
+    origin, future, stream_limits = _start_connect(
+        url, tls, connect_timeout, max_receive_window, blocking=False
+    )
+    try:
+        with anyio.fail_after(connect_timeout):
+            crt_connection = await wait_future(future, on_abandon=_crt.close_connection)
+    except TimeoutError:
+        raise ConnectTimeout(f"no connection to {origin} within {connect_timeout} s") from None
+    except Exception as exc:
+        raise translate_crt_error(exc, connecting=True)  # noqa: B904  # the cause is kept
+    return Connection(crt_connection, origin, stream_limits, max_receive_window=max_receive_window)
+
+
+def connect_sync(
+    url: str,
+    *,
+    tls: TLSConfig | None = None,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+) -> Connection:
+    """Like :func:`connect`, blocking the calling thread on the CRT's future (no event loop).
+
+    The connection is for :meth:`Connection.open_blocking` only.
+    """
+    origin, future, stream_limits = _start_connect(
+        url, tls, connect_timeout, max_receive_window, blocking=True
+    )
+    try:
+        crt_connection = future.result(timeout=connect_timeout)
+    except concurrent.futures.TimeoutError:
+        future.add_done_callback(_close_late_connection)
+        raise ConnectTimeout(f"no connection to {origin} within {connect_timeout} s") from None
+    except Exception as exc:
+        raise translate_crt_error(exc, connecting=True)  # noqa: B904  # the cause is kept
+    return Connection(crt_connection, origin, stream_limits, max_receive_window=max_receive_window)
+
+
+def _close_late_connection(future: concurrent.futures.Future[Any]) -> None:
+    """Done-callback on a connect given up on: close what arrives (never raises)."""
+    if not future.cancelled() and future.exception() is None:
+        _crt.close_connection(future.result())
+
+
+def _start_connect(
+    url: str,
+    tls: TLSConfig | None,
+    connect_timeout: float | None,
+    max_receive_window: int,
+    *,
+    blocking: bool,
+) -> tuple[Origin, concurrent.futures.Future[Any], _StreamLimits]:
+    """Validate the arguments of a connect, then start it."""
     origin = parse_origin(url)
     check_seconds(connect_timeout, "connect_timeout")
     if not isinstance(max_receive_window, int) or not (
@@ -137,8 +192,7 @@ async def connect(
         tls_options = (tls or _default_tls()).connection_options(origin.host)
     elif tls is not None:
         raise ValueError("tls was given for an http:// URL: use https://")
-
-    stream_limits = _StreamLimits()
+    stream_limits = _StreamLimits(blocking=blocking)
     try:
         future = _crt.open_connection(
             origin.host,
@@ -148,13 +202,9 @@ async def connect(
             initial_window=INITIAL_RECEIVE_WINDOW,
             on_max_concurrent_streams=stream_limits.on_max_concurrent_streams,
         )
-        with anyio.fail_after(connect_timeout):
-            crt_connection = await wait_future(future, on_abandon=_crt.close_connection)
-    except TimeoutError:
-        raise ConnectTimeout(f"no connection to {origin} within {connect_timeout} s") from None
     except Exception as exc:
         raise translate_crt_error(exc, connecting=True)  # noqa: B904  # the cause is kept
-    return Connection(crt_connection, origin, stream_limits, max_receive_window=max_receive_window)
+    return origin, future, stream_limits
 
 
 async def _write_chunks(
@@ -180,18 +230,35 @@ async def _write_chunks(
         exchange.on_error(exc)
 
 
+def _write_chunks_blocking(
+    crt_stream: Any, chunks: Iterator[bytes], write_timeout: float | None
+) -> None:
+    """The blocking counterpart of :func:`_write_chunks` (raises instead of reporting)."""
+    for data in itertools.chain((chunk for chunk in chunks if chunk), [None]):
+        future = _crt.write_data(crt_stream, data, data is None)
+        try:
+            future.result(timeout=write_timeout)
+        except concurrent.futures.TimeoutError:
+            raise WriteTimeout("the CRT did not take the request body in time") from None
+        except Exception as exc:
+            raise translate_crt_error(exc)  # noqa: B904  # the cause is kept
+
+
 class _StreamLimits:
     """How many streams a connection may carry, and how many it carries now.
 
-    The server's SETTINGS_MAX_CONCURRENT_STREAMS arrives on a CRT thread; stream
-    completions too.  Both are handed to the loop, where ``on_change`` (set by a
-    pool) learns that capacity may have changed.
+    The server's SETTINGS_MAX_CONCURRENT_STREAMS arrives on a CRT thread;
+    stream completions too.  On an event loop both are handed to the loop,
+    where ``on_change`` (set by a pool) learns that capacity may have changed;
+    for blocking (thread) use, ``on_change`` runs on the CRT thread and must be
+    thread-safe and never raise.
     """
 
-    __slots__ = ("_schedule", "max_concurrent_streams", "on_change", "open_streams")
+    __slots__ = ("_lock", "_schedule", "max_concurrent_streams", "on_change", "open_streams")
 
-    def __init__(self) -> None:
-        self._schedule = current_scheduler()
+    def __init__(self, *, blocking: bool = False) -> None:
+        self._schedule = None if blocking else current_scheduler()
+        self._lock = threading.Lock()
         self.max_concurrent_streams: int | None = None  # None: not announced yet
         self.open_streams = 0  # from stream start until the CRT is done with it
         self.on_change: Callable[[], None] | None = None
@@ -200,18 +267,26 @@ class _StreamLimits:
         self.max_concurrent_streams = value
         self._call_soon(self._changed)
 
+    def stream_opened(self) -> None:
+        with self._lock:
+            self.open_streams += 1
+
     def stream_completed(self) -> None:  # CRT thread
         self._call_soon(self.stream_closed)
 
     def _call_soon(self, callback: Callable[[], None]) -> None:
         try:
-            self._schedule(callback)
+            if self._schedule is None:
+                callback()
+            else:
+                self._schedule(callback)
         except Exception:  # the loop has closed: nobody is counting any more
             pass
 
     def stream_closed(self) -> None:
-        """A stream ended (or never started); on the loop."""
-        self.open_streams -= 1
+        """A stream ended (or never started)."""
+        with self._lock:
+            self.open_streams -= 1
         self._changed()
 
     def _changed(self) -> None:
@@ -270,6 +345,7 @@ class Connection:
         body: Any = None,
         close_body: bool = False,
         manual_write: bool = False,
+        blocking: bool = False,
     ) -> tuple[Exchange, Any]:
         http2 = self.http_version == _crt.HTTP2
         method_text = validate_method(method)
@@ -283,6 +359,7 @@ class Connection:
             max_window=self._max_receive_window,
             # HTTP/1.1 cannot abandon a response and go on: the connection must go.
             on_abandon_incomplete=None if http2 else self.close_nowait,
+            blocking=blocking,
         )
         try:
             crt_stream = _crt.start_stream(
@@ -338,7 +415,7 @@ class Connection:
         """
         timeouts = Timeout.coerce(timeout)
         http2 = self.http_version == _crt.HTTP2
-        self.stream_limits.open_streams += 1  # before any await: a pool's choice stays valid
+        self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
         try:
             body = await prepare_body(content, http2=http2)
             exchange, crt_stream = self._start_exchange(
@@ -348,7 +425,7 @@ class Connection:
                 content_length=body.content_length,
                 body=body.stream,
                 close_body=body.owns_stream,
-                manual_write=body.chunks is not None,
+                manual_write=body.manual_write,
             )
         except BaseException:
             self.stream_limits.stream_closed()
@@ -397,7 +474,7 @@ class Connection:
         """
         require_duplex(self)
         timeouts = Timeout.coerce(timeout)
-        self.stream_limits.open_streams += 1
+        self.stream_limits.stream_opened()
         try:
             exchange, crt_stream = self._start_exchange(method, target, headers, manual_write=True)
         except BaseException:
@@ -409,6 +486,50 @@ class Connection:
             yield stream
         finally:
             await stream.aclose()
+
+    def open_blocking(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> tuple[Exchange, ResponseHead]:
+        """Send a request from a thread without an event loop; wait for the head.
+
+        The caller reads the body with ``exchange.receive_sync()`` and must call
+        ``exchange.abandon()`` when done (it is a no-op after the end).  A
+        request body iterable is written before the head is awaited, one piece
+        at a time.  Connections opened with :func:`connect_sync` only.
+
+        Raises:
+            as :meth:`stream`.
+        """
+        timeouts = Timeout.coerce(timeout)
+        self.stream_limits.stream_opened()
+        try:
+            body = prepare_body_sync(content, http2=self.http_version == _crt.HTTP2)
+            exchange, crt_stream = self._start_exchange(
+                method,
+                target,
+                headers,
+                content_length=body.content_length,
+                body=body.stream,
+                close_body=body.owns_stream,
+                manual_write=body.manual_write,
+                blocking=True,
+            )
+        except BaseException:
+            self.stream_limits.stream_closed()
+            raise
+        try:
+            if body.sync_chunks is not None:
+                _write_chunks_blocking(crt_stream, body.sync_chunks, timeouts.write)
+            return exchange, exchange.wait_head_sync(timeouts.read)
+        except BaseException:
+            exchange.abandon()
+            raise
 
     def close_nowait(self) -> None:
         """Start closing the connection without waiting for its shutdown."""

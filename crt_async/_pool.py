@@ -25,7 +25,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -107,7 +107,11 @@ class _Pooled:
 
 
 class _OriginState:
-    """The connections to one origin, and an event replaced on every change."""
+    """The connections to one origin.
+
+    ``changed`` is the event async waiters wait on (created when one waits,
+    set and dropped on every change); blocking pools use a condition instead.
+    """
 
     __slots__ = ("changed", "connecting", "connections", "http2")
 
@@ -115,11 +119,7 @@ class _OriginState:
         self.connections: list[_Pooled] = []
         self.connecting = 0
         self.http2: bool | None = None  # None until the first connection says
-        self.changed = anyio.Event()
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = anyio.Event()
+        self.changed: anyio.Event | None = None
 
     def may_open(self, max_connections: int) -> bool:
         if len(self.connections) + self.connecting >= max_connections:
@@ -134,7 +134,137 @@ class _OriginState:
         )
 
 
-class ConnectionPool:
+class _PoolCore:
+    """What the async and the blocking pool share: configuration, per-origin
+    bookkeeping, the choice of a connection, pruning, retries and stats.
+
+    Subclasses say how waiters are told that capacity changed (``_notify``).
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: TLSConfig | None,
+        max_connections_per_origin: int,
+        keepalive_expiry: float | None,
+        max_receive_window: int,
+    ) -> None:
+        if tls is not None and not isinstance(tls, TLSConfig):
+            raise TypeError(f"tls must be a TLSConfig, got {type(tls).__name__}")
+        limit = max_connections_per_origin
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_connections_per_origin must be an int >= 1, got {limit!r}")
+        check_seconds(keepalive_expiry, "keepalive_expiry")
+        self._tls = tls
+        self._max_connections = max_connections_per_origin
+        self._keepalive_expiry = keepalive_expiry
+        self._max_receive_window = max_receive_window
+        self._origins: dict[Origin, _OriginState] = {}
+        self._closed = False
+
+    def _notify(self, state: _OriginState) -> None:
+        raise NotImplementedError
+
+    def _state(self, origin: Origin) -> _OriginState:
+        state = self._origins.get(origin)
+        if state is None:
+            state = self._origins[origin] = _OriginState()
+        return state
+
+    def _choose(self, state: _OriginState) -> _Pooled | None:
+        """A connection with room (counted at once), or None.
+
+        With None, ``state.connecting`` tells whether the caller should open a
+        connection: it was incremented for it if so.
+        """
+        if self._closed:
+            raise StreamClosedError("the connection pool is closed")
+        self._prune(state)
+        for pooled in state.connections:
+            if pooled.has_room():
+                pooled.idle_since = None
+                return pooled
+        return None
+
+    def _connect_args(self, origin: Origin, timeouts: Timeout) -> dict[str, Any]:
+        return {
+            "tls": self._tls if origin.scheme == "https" else None,
+            "connect_timeout": timeouts.connect,
+            "max_receive_window": self._max_receive_window,
+        }
+
+    def _add(self, state: _OriginState, connection: Connection) -> _Pooled:
+        pooled = _Pooled(connection)
+        state.http2 = connection.http_version == _crt.HTTP2
+        state.connections.append(pooled)
+        connection.stream_limits.on_change = lambda: self._capacity_changed(state, pooled)
+        return pooled
+
+    def _capacity_changed(self, state: _OriginState, pooled: _Pooled) -> None:
+        # May run as a bare loop callback or on a CRT thread: nothing loop-specific here.
+        if pooled.open_streams == 0:
+            pooled.idle_since = time.monotonic()
+        self._notify(state)
+
+    def _prune(self, state: _OriginState) -> None:
+        """Drop closed connections; close retired or expired idle ones."""
+        now = time.monotonic()
+        expiry = self._keepalive_expiry
+        kept = []
+        for pooled in state.connections:
+            idle = pooled.open_streams == 0
+            expired = (
+                idle
+                and expiry is not None
+                and pooled.idle_since is not None
+                and now - pooled.idle_since > expiry
+            )
+            if pooled.connection.is_open and not expired and not (pooled.retired and idle):
+                kept.append(pooled)
+            elif idle:
+                pooled.connection.close_nowait()
+            else:
+                kept.append(pooled)  # closed or retired, but a stream still drains
+        state.connections = kept
+
+    @staticmethod
+    def _may_retry(error: CRTError, pooled: _Pooled, replayable: bool, attempt: int) -> bool:
+        """Whether a request that failed to start goes once more to another connection."""
+        if error.crt_error_name == "AWS_ERROR_HTTP_GOAWAY_RECEIVED":
+            pooled.retired = True
+        return error.retry_safe and replayable and attempt == 1
+
+    @staticmethod
+    def _pool_timeout(origin: Origin, timeouts: Timeout) -> PoolTimeout:
+        return PoolTimeout(f"no connection to {origin} became free in {timeouts.pool} s")
+
+    def stats(self) -> PoolStats:
+        """Counts of open, idle and in-use connections and open streams."""
+        connections = [
+            pooled
+            for state in self._origins.values()
+            for pooled in state.connections
+            if pooled.connection.is_open
+        ]
+        in_use = sum(1 for pooled in connections if pooled.open_streams > 0)
+        return PoolStats(
+            connections=len(connections),
+            idle=len(connections) - in_use,
+            in_use=in_use,
+            streams=sum(pooled.open_streams for pooled in connections),
+            connecting=sum(state.connecting for state in self._origins.values()),
+        )
+
+    def _close_all(self) -> list[Connection]:
+        self._closed = True
+        states = list(self._origins.values())
+        self._origins.clear()
+        for state in states:
+            self._notify(state)
+        return [pooled.connection for state in states for pooled in state.connections]
+
+
+class ConnectionPool(_PoolCore):
     """A transport that keeps connections per origin and shares HTTP/2 ones.
 
     HTTP/2 connections carry as many concurrent streams as the server allows
@@ -166,18 +296,12 @@ class ConnectionPool:
         keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
         max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
     ) -> None:
-        if tls is not None and not isinstance(tls, TLSConfig):
-            raise TypeError(f"tls must be a TLSConfig, got {type(tls).__name__}")
-        limit = max_connections_per_origin
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"max_connections_per_origin must be an int >= 1, got {limit!r}")
-        check_seconds(keepalive_expiry, "keepalive_expiry")
-        self._tls = tls
-        self._max_connections = max_connections_per_origin
-        self._keepalive_expiry = keepalive_expiry
-        self._max_receive_window = max_receive_window
-        self._origins: dict[Origin, _OriginState] = {}
-        self._closed = False
+        super().__init__(
+            tls=tls,
+            max_connections_per_origin=max_connections_per_origin,
+            keepalive_expiry=keepalive_expiry,
+            max_receive_window=max_receive_window,
+        )
 
     # -- requests ---------------------------------------------------------------------
 
@@ -258,114 +382,56 @@ class ConnectionPool:
             try:
                 return await stack.enter_async_context(open_stream(pooled.connection))
             except CRTError as error:
-                if error.crt_error_name == "AWS_ERROR_HTTP_GOAWAY_RECEIVED":
-                    pooled.retired = True
-                if not (error.retry_safe and replayable and attempt == 1):
+                if not self._may_retry(error, pooled, replayable, attempt):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- connections ------------------------------------------------------------------
 
-    def _state(self, origin: Origin) -> _OriginState:
-        state = self._origins.get(origin)
-        if state is None:
-            state = self._origins[origin] = _OriginState()
-        return state
+    def _notify(self, state: _OriginState) -> None:
+        if state.changed is not None:
+            state.changed.set()
+            state.changed = None
+
+    @staticmethod
+    def _changed_event(state: _OriginState) -> anyio.Event:
+        """The event set at the next change of ``state`` (capacity, connections)."""
+        if state.changed is None:
+            state.changed = anyio.Event()
+        return state.changed
 
     async def _acquire(self, origin: Origin, timeouts: Timeout) -> _Pooled:
         state = self._state(origin)
         deadline = None if timeouts.pool is None else anyio.current_time() + timeouts.pool
         while True:
-            if self._closed:
-                raise StreamClosedError("the connection pool is closed")
-            self._prune(state)
-            for pooled in state.connections:
-                if pooled.has_room():
-                    pooled.idle_since = None
-                    return pooled
+            pooled = self._choose(state)
+            if pooled is not None:
+                return pooled
             if state.may_open(self._max_connections):
                 return await self._open(origin, state, timeouts)
-            changed = state.changed
+            changed = self._changed_event(state)
             with anyio.move_on_after(
                 None if deadline is None else deadline - anyio.current_time()
             ) as scope:
                 await changed.wait()
             if scope.cancelled_caught:
-                raise PoolTimeout(f"no connection to {origin} became free in {timeouts.pool} s")
+                raise self._pool_timeout(origin, timeouts)
 
     async def _open(self, origin: Origin, state: _OriginState, timeouts: Timeout) -> _Pooled:
         state.connecting += 1
         try:
-            connection = await connect(
-                str(origin),
-                tls=self._tls if origin.scheme == "https" else None,
-                connect_timeout=timeouts.connect,
-                max_receive_window=self._max_receive_window,
-            )
+            connection = await connect(str(origin), **self._connect_args(origin, timeouts))
         finally:
             state.connecting -= 1
-            state.notify()
-        pooled = _Pooled(connection)
-        state.http2 = connection.http_version == _crt.HTTP2
-        state.connections.append(pooled)
-        connection.stream_limits.on_change = lambda: self._capacity_changed(state, pooled)
-        return pooled
-
-    def _capacity_changed(self, state: _OriginState, pooled: _Pooled) -> None:
-        # Runs as a bare loop callback (no task): only loop-agnostic calls here.
-        if pooled.open_streams == 0:
-            pooled.idle_since = time.monotonic()
-        state.notify()
-
-    def _prune(self, state: _OriginState) -> None:
-        """Drop closed connections; close retired or expired idle ones."""
-        now = time.monotonic()
-        expiry = self._keepalive_expiry
-        kept = []
-        for pooled in state.connections:
-            idle = pooled.open_streams == 0
-            expired = (
-                idle
-                and expiry is not None
-                and pooled.idle_since is not None
-                and now - pooled.idle_since > expiry
-            )
-            if pooled.connection.is_open and not expired and not (pooled.retired and idle):
-                kept.append(pooled)
-            elif idle:
-                pooled.connection.close_nowait()
-            else:
-                kept.append(pooled)  # closed or retired, but a stream still drains
-        state.connections = kept
+            self._notify(state)
+        return self._add(state, connection)
 
     # -- inspection and shutdown -----------------------------------------------------------
 
-    def stats(self) -> PoolStats:
-        """Counts of open, idle and in-use connections and open streams."""
-        connections = [
-            pooled
-            for state in self._origins.values()
-            for pooled in state.connections
-            if pooled.connection.is_open
-        ]
-        in_use = sum(1 for pooled in connections if pooled.open_streams > 0)
-        return PoolStats(
-            connections=len(connections),
-            idle=len(connections) - in_use,
-            in_use=in_use,
-            streams=sum(pooled.open_streams for pooled in connections),
-            connecting=sum(state.connecting for state in self._origins.values()),
-        )
-
     async def aclose(self) -> None:
         """Close every connection and wait until they have shut down."""
-        self._closed = True
-        states = list(self._origins.values())
-        self._origins.clear()
-        for state in states:
-            state.notify()
-            for pooled in state.connections:
-                await pooled.connection.aclose()
+        for connection in self._close_all():
+            await connection.aclose()
 
     async def __aenter__(self) -> ConnectionPool:
         return self

@@ -15,10 +15,10 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import IO, BinaryIO, Union, cast
 
-__all__ = ["Content", "PreparedBody", "prepare_body"]
+__all__ = ["Content", "PreparedBody", "prepare_body", "prepare_body_sync"]
 
 Content = Union[bytes, bytearray, memoryview, IO[bytes], Iterable[bytes], AsyncIterable[bytes]]
 """A request body: bytes, a binary file, or an (async) iterable of bytes."""
@@ -28,10 +28,11 @@ SPOOL_MEMORY_LIMIT = 1024 * 1024
 
 class PreparedBody:
     """A request body ready for the CRT: either a ``stream`` the CRT reads, or
-    ``chunks`` to write one at a time (HTTP/2 only).  ``owns_stream`` is True
-    for a spool we created, which must be closed once the CRT is done with it."""
+    ``chunks`` (async) / ``sync_chunks`` to write one at a time (HTTP/2 only).
+    ``owns_stream`` is True for a spool we created, which must be closed once
+    the CRT is done with it."""
 
-    __slots__ = ("chunks", "content_length", "owns_stream", "stream")
+    __slots__ = ("chunks", "content_length", "owns_stream", "stream", "sync_chunks")
 
     def __init__(
         self,
@@ -39,11 +40,18 @@ class PreparedBody:
         content_length: int | None = None,
         chunks: AsyncIterator[bytes] | None = None,
         owns_stream: bool = False,
+        sync_chunks: Iterator[bytes] | None = None,
     ) -> None:
         self.stream = stream
         self.content_length = content_length
         self.chunks = chunks
         self.owns_stream = owns_stream
+        self.sync_chunks = sync_chunks
+
+    @property
+    def manual_write(self) -> bool:
+        """True when the body is written piece by piece (HTTP/2 ``write_data``)."""
+        return self.chunks is not None or self.sync_chunks is not None
 
 
 def _as_bytes(chunk: object) -> bytes:
@@ -73,21 +81,21 @@ async def _async_chunks(content: Iterable[bytes] | AsyncIterable[bytes]) -> Asyn
             yield _as_bytes(chunk)
 
 
-async def _spool(chunks: AsyncIterator[bytes]) -> PreparedBody:
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
-    async for chunk in chunks:
-        spool.write(chunk)
+def _new_spool() -> IO[bytes]:
+    return cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT))
+
+
+def _spooled(spool: IO[bytes]) -> PreparedBody:
     size = spool.tell()
     spool.seek(0)
     return PreparedBody(stream=cast(BinaryIO, spool), content_length=size, owns_stream=True)
 
 
-async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
-    """Validate ``content`` and decide how it is sent.
+def _prepare_known(content: Content | None, *, http2: bool) -> PreparedBody | None:
+    """Prepare bytes, files and None; return None for an (async) iterable.
 
     Raises:
-        TypeError: ``str`` (encode it first) or any other unsupported type, or
-            a chunk that is not bytes.
+        TypeError: ``str`` (encode it first) or any other unsupported type.
     """
     if content is None:
         return PreparedBody()
@@ -101,15 +109,54 @@ async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
     if callable(getattr(content, "read", None)):
         file = cast(IO[bytes], content)
         size = _remaining_size(file)
-        if size is None and not http2:
-            return await _spool(_async_chunks(iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b"")))
-        return PreparedBody(stream=cast(BinaryIO, file), content_length=size)
+        if size is not None or http2:
+            return PreparedBody(stream=cast(BinaryIO, file), content_length=size)
+        spool = _new_spool()
+        for block in iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b""):
+            spool.write(block)
+        return _spooled(spool)
     if isinstance(content, (Iterable, AsyncIterable)):
-        chunks = _async_chunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
-        if not http2:
-            return await _spool(chunks)
-        return PreparedBody(chunks=chunks)
+        return None
     raise TypeError(
         "content must be bytes, a binary file, or an iterable or async iterable of bytes,"
         f" got {type(content).__name__}"
     )
+
+
+async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
+    """Validate ``content`` and decide how it is sent.
+
+    Raises:
+        TypeError: ``str`` (encode it first) or any other unsupported type, or
+            a chunk that is not bytes.
+    """
+    prepared = _prepare_known(content, http2=http2)
+    if prepared is not None:
+        return prepared
+    chunks = _async_chunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
+    if http2:
+        return PreparedBody(chunks=chunks)
+    spool = _new_spool()
+    async for chunk in chunks:
+        spool.write(chunk)
+    return _spooled(spool)
+
+
+def prepare_body_sync(content: Content | None, *, http2: bool) -> PreparedBody:
+    """Like :func:`prepare_body`, for a caller without an event loop.
+
+    Raises:
+        TypeError: as :func:`prepare_body`, and for an async iterable.
+    """
+    prepared = _prepare_known(content, http2=http2)
+    if prepared is not None:
+        return prepared
+    if isinstance(content, AsyncIterable):
+        raise TypeError("an async iterable request body needs the async API")
+    chunks = (_as_bytes(chunk) for chunk in cast("Iterable[bytes]", content))
+    if http2:
+        return PreparedBody(sync_chunks=chunks)
+    spool = _new_spool()
+    for chunk in chunks:
+        spool.write(chunk)
+    return _spooled(spool)

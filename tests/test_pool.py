@@ -48,7 +48,7 @@ async def settled(pool: ConnectionPool) -> PoolStats:
                 for state in pool._origins.values()
                 if any(pooled.open_streams for pooled in state.connections)
             )
-            await busy.changed.wait()
+            await pool._changed_event(busy).wait()
     return stats
 
 
