@@ -498,16 +498,17 @@ class Connection:
     ) -> tuple[Exchange, ResponseHead]:
         """Send a request from a thread without an event loop; wait for the head.
 
-        The caller reads the body with ``exchange.receive_sync()`` and must call
-        ``exchange.abandon()`` when done (it is a no-op after the end).  A
-        request body iterable is written before the head is awaited, one piece
-        at a time.  Connections opened with :func:`connect_sync` only.
+        The caller must have counted the stream with
+        ``stream_limits.stream_opened()`` (a pool does so under its lock), reads
+        the body with ``exchange.receive_sync()`` and calls ``exchange.abandon()``
+        when done (a no-op after the end).  A request body iterable is written
+        before the head is awaited, one piece at a time.  Connections opened
+        with :func:`connect_sync` only.
 
         Raises:
             as :meth:`stream`.
         """
         timeouts = Timeout.coerce(timeout)
-        self.stream_limits.stream_opened()
         try:
             body = prepare_body_sync(content, http2=self.http_version == _crt.HTTP2)
             exchange, crt_stream = self._start_exchange(
@@ -530,6 +531,12 @@ class Connection:
         except BaseException:
             exchange.abandon()
             raise
+
+    def close_blocking(self, timeout: float | None = DEFAULT_CONNECT_TIMEOUT) -> None:
+        """Close the connection and block until it has shut down (or ``timeout``)."""
+        _crt.close_connection(self._crt)
+        with contextlib.suppress(Exception):  # why, or whether in time, does not matter here
+            _crt.shutdown_future(self._crt).result(timeout=timeout)
 
     def close_nowait(self) -> None:
         """Start closing the connection without waiting for its shutdown."""

@@ -20,6 +20,7 @@ A pool belongs to the event loop that first uses it.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from . import _crt
 from ._connection import (
@@ -35,17 +37,19 @@ from ._connection import (
     Connection,
     Origin,
     connect,
+    connect_sync,
     parse_origin,
 )
 from ._duplex import DuplexStream
 from ._exceptions import CRTError, PoolTimeout, StreamClosedError
+from ._exchange import Exchange, ResponseHead
 from ._headers import HeaderTypes
 from ._request_body import Content
 from ._response import Response
 from ._timeouts import Timeout, TimeoutTypes, check_seconds
 from ._tls import TLSConfig
 
-__all__ = ["ConnectionPool", "PoolStats", "split_url"]
+__all__ = ["BlockingConnectionPool", "ConnectionPool", "PoolStats", "split_url"]
 
 DEFAULT_MAX_CONNECTIONS_PER_ORIGIN = 10
 DEFAULT_KEEPALIVE_EXPIRY = 4.0  # below the common 5 s idle timeout of servers
@@ -302,6 +306,7 @@ class ConnectionPool(_PoolCore):
             keepalive_expiry=keepalive_expiry,
             max_receive_window=max_receive_window,
         )
+        self._loop: object = None  # the native loop (or trio token) of the first request
 
     # -- requests ---------------------------------------------------------------------
 
@@ -400,7 +405,19 @@ class ConnectionPool(_PoolCore):
             state.changed = anyio.Event()
         return state.changed
 
+    def _check_loop(self) -> None:
+        """A pool's connections report to the loop they were opened on: refuse another."""
+        token = anyio.lowlevel.current_token().native_token
+        if self._loop is None:
+            self._loop = token
+        elif token is not self._loop:
+            raise RuntimeError(
+                "this ConnectionPool belongs to another event loop: use one pool"
+                " (or Client, or CRTTransport) per event loop"
+            )
+
     async def _acquire(self, origin: Origin, timeouts: Timeout) -> _Pooled:
+        self._check_loop()
         state = self._state(origin)
         deadline = None if timeouts.pool is None else anyio.current_time() + timeouts.pool
         while True:
@@ -442,3 +459,97 @@ class ConnectionPool(_PoolCore):
     def __repr__(self) -> str:
         stats = self.stats()
         return f"<ConnectionPool connections={stats.connections} streams={stats.streams}>"
+
+
+class BlockingConnectionPool(_PoolCore):
+    """The thread-safe, blocking counterpart of :class:`ConnectionPool`.
+
+    For callers without an event loop (the sync httpx transport): requests
+    block the calling thread on the CRT's futures.  Same options and policies
+    as :class:`ConnectionPool`.
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: TLSConfig | None = None,
+        max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+        keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
+        max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+    ) -> None:
+        super().__init__(
+            tls=tls,
+            max_connections_per_origin=max_connections_per_origin,
+            keepalive_expiry=keepalive_expiry,
+            max_receive_window=max_receive_window,
+        )
+        # Reentrant: a CRT callback can run synchronously in a thread holding it.
+        self._condition = threading.Condition(threading.RLock())
+
+    def _notify(self, state: _OriginState) -> None:  # any thread, CRT threads included
+        with self._condition:
+            self._condition.notify_all()
+
+    def open(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> tuple[Exchange, ResponseHead]:
+        """Send a request and wait for its head (see ``Connection.open_blocking``).
+
+        Raises:
+            PoolTimeout, ConnectError, ConnectTimeout, TLSError, ReadTimeout,
+            WriteTimeout, RemoteProtocolError: as for ``ConnectionPool.stream()``.
+        """
+        origin, target = split_url(url)
+        timeouts = Timeout.coerce(timeout)
+        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
+        for attempt in (1, 2):
+            pooled = self._acquire(origin, timeouts)
+            try:
+                return pooled.connection.open_blocking(
+                    method, target, headers=headers, content=content, timeout=timeouts
+                )
+            except CRTError as error:
+                if not self._may_retry(error, pooled, replayable, attempt):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _acquire(self, origin: Origin, timeouts: Timeout) -> _Pooled:
+        """A connection with the new stream already counted on it."""
+        deadline = None if timeouts.pool is None else time.monotonic() + timeouts.pool
+        with self._condition:
+            state = self._state(origin)
+            while True:
+                pooled = self._choose(state)
+                if pooled is not None:
+                    pooled.connection.stream_limits.stream_opened()
+                    return pooled
+                if state.may_open(self._max_connections):
+                    state.connecting += 1
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise self._pool_timeout(origin, timeouts)
+                self._condition.wait(remaining)
+        try:
+            connection = connect_sync(str(origin), **self._connect_args(origin, timeouts))
+        finally:
+            with self._condition:
+                state.connecting -= 1
+                self._condition.notify_all()
+        with self._condition:
+            pooled = self._add(state, connection)
+            connection.stream_limits.stream_opened()
+            return pooled
+
+    def close(self) -> None:
+        """Close every connection and wait until they have shut down."""
+        with self._condition:
+            connections = self._close_all()
+        for connection in connections:
+            connection.close_blocking()

@@ -12,7 +12,7 @@ from ._timeouts import fail_after
 
 __all__ = ["Response"]
 
-_READ_ALL = 1 << 62
+READ_ALL = 1 << 62  # receive() size meaning: everything buffered
 
 
 class Response:
@@ -151,7 +151,7 @@ class _BodyIterator:
         if response._closed:
             raise StreamClosedError("the response is closed")
         with fail_after(response._read_timeout, ReadTimeout, "no response data in time"):
-            chunk = await response._exchange.receive(_READ_ALL)
+            chunk = await response._exchange.receive(READ_ALL)
         if not chunk:
             raise StopAsyncIteration
         return chunk

@@ -1,5 +1,7 @@
-"""An httpx transport on the CRT: HTTP/2 and CRT speed under ``httpx.AsyncClient``.
+"""An httpx transport on the CRT: HTTP/2 and CRT speed under httpx, sync and async.
 
+One ``CRTTransport`` object works with ``httpx.AsyncClient`` (asyncio and trio)
+and with ``httpx.Client`` (which blocks on the CRT's futures: no event loop).
 Importing this module imports httpx (``pip install crt_async[httpx]``);
 importing ``crt_async`` does not.
 
@@ -11,6 +13,9 @@ Example::
     async with httpx.AsyncClient(transport=CRTTransport(verify="ca.pem")) as client:
         response = await client.get("https://127.0.0.1:8443/")
         print(response.http_version)  # "HTTP/2"
+
+    with httpx.Client(transport=CRTTransport(verify="ca.pem")) as client:
+        print(client.get("https://127.0.0.1:8443/").status_code)
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from ._exceptions import (
     TLSError,
     WriteTimeout,
 )
-from ._pool import DEFAULT_KEEPALIVE_EXPIRY, DEFAULT_MAX_CONNECTIONS_PER_ORIGIN, ConnectionPool
+from ._exchange import Exchange, ResponseHead
+from ._pool import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+    BlockingConnectionPool,
+    ConnectionPool,
+)
+from ._response import READ_ALL as _READ_ALL
 from ._response import Response
 from ._timeouts import Timeout
 from ._tls import TLSConfig
@@ -89,6 +101,28 @@ def _timeout(request: httpx.Request) -> Timeout:
     )
 
 
+class _BlockingResponseBody(httpx.SyncByteStream):
+    """The streamed body of a sync httpx response, read by blocking on the CRT."""
+
+    def __init__(
+        self, request: httpx.Request, exchange: Exchange, read_timeout: float | None
+    ) -> None:
+        self._request = request
+        self._exchange = exchange
+        self._read_timeout = read_timeout
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            with _mapped_errors(self._request, reading_body=True):
+                chunk = self._exchange.receive_sync(_READ_ALL, self._read_timeout)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._exchange.abandon()
+
+
 class _ResponseBody(httpx.AsyncByteStream):
     """The streamed body of an httpx response; closing it releases the CRT stream.
 
@@ -114,10 +148,12 @@ class _ResponseBody(httpx.AsyncByteStream):
         await self._stack.aclose()
 
 
-class CRTTransport(httpx.AsyncBaseTransport):
-    """An ``httpx`` transport that sends requests through a crt_async ``ConnectionPool``.
+class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
+    """An ``httpx`` transport that sends requests through crt_async's connection pools.
 
-    Options follow ``httpx.AsyncHTTPTransport``.
+    The same object serves ``httpx.AsyncClient`` (a ``ConnectionPool`` on the
+    client's event loop) and ``httpx.Client`` (a ``BlockingConnectionPool``,
+    created at the first sync request).  Options follow ``httpx.HTTPTransport``.
 
     Args:
         verify: True (system trust store), False (no verification), or the
@@ -164,23 +200,57 @@ class CRTTransport(httpx.AsyncBaseTransport):
             key_file=key_file,
             alpn=[name for name, enabled in (("h2", http2), ("http/1.1", http1)) if enabled],
         )
-        self._pool = ConnectionPool(
-            tls=self._tls,
-            max_connections_per_origin=limits.max_connections or DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
-            keepalive_expiry=limits.keepalive_expiry,
-        )
+        self._pool_options: dict[str, Any] = {
+            "tls": self._tls,
+            "max_connections_per_origin": limits.max_connections
+            or DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+            "keepalive_expiry": limits.keepalive_expiry,
+        }
+        self._pool = ConnectionPool(**self._pool_options)
+        self._blocking_pool: BlockingConnectionPool | None = None
         self._retries = retries
 
     @property
     def pool(self) -> ConnectionPool:
-        """The connection pool behind this transport (``stats()`` shows what it holds)."""
+        """The pool behind ``httpx.AsyncClient`` (``stats()`` shows what it holds)."""
         return self._pool
+
+    @property
+    def blocking_pool(self) -> BlockingConnectionPool:
+        """The pool behind ``httpx.Client`` (created at the first sync request)."""
+        if self._blocking_pool is None:
+            self._blocking_pool = BlockingConnectionPool(**self._pool_options)
+        return self._blocking_pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` from a thread without an event loop (``httpx.Client``)."""
+        timeouts = _timeout(request)
+        content = _request_content(request)
+        for attempt in range(self._retries + 1):
+            try:
+                with _mapped_errors(request):
+                    exchange, head = self.blocking_pool.open(
+                        request.method,
+                        str(request.url),
+                        headers=request.headers.raw,
+                        content=content,
+                        timeout=timeouts,
+                    )
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if attempt == self._retries:
+                    raise
+                continue
+            return _httpx_response(head, _BlockingResponseBody(request, exchange, timeouts.read))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close every connection of the sync pool."""
+        if self._blocking_pool is not None:
+            self._blocking_pool.close()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and return a response whose body streams from the CRT."""
-        content: Any = request.stream
-        if isinstance(content, httpx.ByteStream):
-            content = b"".join(content)  # already in memory: hand the CRT bytes
+        content = _request_content(request)
         for attempt in range(self._retries + 1):
             stack = contextlib.AsyncExitStack()
             try:
@@ -202,15 +272,28 @@ class CRTTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 await stack.aclose()
                 raise
-            version = b"HTTP/2" if response.http_version == _crt.HTTP2 else b"HTTP/1.1"
-            return httpx.Response(
-                status_code=response.status,
-                headers=response.headers.multi_items(),
-                stream=_ResponseBody(request, response, stack),
-                extensions={"http_version": version},
-            )
+            return _httpx_response(response, _ResponseBody(request, response, stack))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self._pool.aclose()
+
+
+def _request_content(request: httpx.Request) -> Any:
+    """The request body for crt_async: bytes when httpx already holds them."""
+    if isinstance(request.stream, httpx.ByteStream):
+        return b"".join(request.stream)
+    return request.stream
+
+
+def _httpx_response(
+    head: ResponseHead | Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    version = b"HTTP/2" if head.http_version == _crt.HTTP2 else b"HTTP/1.1"
+    return httpx.Response(
+        status_code=head.status,
+        headers=head.headers.multi_items(),
+        stream=stream,
+        extensions={"http_version": version},
+    )
