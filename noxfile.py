@@ -46,4 +46,4 @@ def demo(session: nox.Session) -> None:
         session.run("python", f"examples/{example}")
 
 
-EXAMPLES = ("await_crt.py", "duplex_chat.py", "download.py")
+EXAMPLES = ("await_crt.py", "duplex_chat.py", "download.py", "httpx_client.py")

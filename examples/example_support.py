@@ -17,12 +17,21 @@ def example_arguments(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run_on_loops(backend: str, demo: Callable[..., Awaitable[None]], *args: object) -> None:
-    """Start the local server, then run ``demo(server, *args)`` under each chosen loop."""
+def run_on_loops(
+    backend: str,
+    demo: Callable[..., Awaitable[None]],
+    *args: object,
+    after: Callable[[RunningServer], None] | None = None,
+) -> None:
+    """Start the local server, run ``demo(server, *args)`` under each chosen loop,
+    then ``after(server)`` (synchronous code, no event loop) if given."""
     with spawned() as server:
         for name in ["asyncio", "trio"] if backend == "both" else [backend]:
             print(f"--- {name} ---")
             anyio.run(demo, server, *args, backend=name)
+        if after is not None:
+            print("--- no event loop ---")
+            after(server)
     print("OK")
 
 

@@ -38,6 +38,9 @@ Endpoints (a bad path or query value gives 400, anything not listed gives 404):
     200 headers, then nothing until the client goes away.
 ``GET /stall-before-headers``
     Nothing at all until the client goes away.
+``POST|PUT /ignore-body``
+    200 headers, then never reads the request body (until the connection closes), so
+    the client's writes back up: for write timeouts.
 ``GET /abort?after=N&mode=reset|close``
     200 headers (content-length 2N when N > 0) and the first N bytes of what ``/bytes``
     sends, then the response is aborted: ``reset`` (default) sends RST_STREAM on HTTP/2,
@@ -133,6 +136,9 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
             await _wait_for_disconnect(receive)
         elif method == "GET" and path == "/stall-before-headers":
             await _wait_for_disconnect(receive)
+        elif method in ("POST", "PUT") and path == "/ignore-body":
+            await _start(send, 200, b"application/octet-stream")
+            await asyncio.Event().wait()  # never reads: the client's sends back up
         elif method == "GET" and path == "/abort":
             mode = query.get("mode", "reset")
             if mode not in ("reset", "close"):

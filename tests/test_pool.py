@@ -21,6 +21,7 @@ from crt_async import (
     Timeout,
     TLSConfig,
     UnsupportedTransportError,
+    WriteTimeout,
 )
 
 from .conftest import LocalServer
@@ -308,3 +309,19 @@ async def test_closed_pool_refuses_requests(h2_server: LocalServer) -> None:
     assert pool.stats() == IDLE
     with pytest.raises(anyio.ClosedResourceError):
         await client.get("/")
+
+
+async def test_write_timeout_when_the_server_stops_reading(
+    h2_server: LocalServer, tls: TLSConfig
+) -> None:
+    # hypercorn buffers a few thousand DATA frames before it stops reading: send until
+    # the CRT can no longer hand data to the socket, then the write limit fires.
+    piece = b"w" * (1024 * 1024)
+    async with Client(base_url=h2_server.https_url, tls=tls) as client:
+        with anyio.fail_after(30):
+            async with client.duplex(
+                "POST", "/ignore-body", timeout=Timeout(5, write=0.5)
+            ) as stream:
+                with pytest.raises(WriteTimeout):
+                    for _ in range(1000):
+                        await stream.send(piece)
