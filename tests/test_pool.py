@@ -325,3 +325,14 @@ async def test_write_timeout_when_the_server_stops_reading(
                 with pytest.raises(WriteTimeout):
                     for _ in range(1000):
                         await stream.send(piece)
+
+
+async def test_client_duplex_to_an_http1_origin_fails_before_anything_is_sent(
+    h2_server: LocalServer,
+) -> None:
+    async with Client(base_url=h2_server.http_url) as client:
+        with pytest.raises(UnsupportedTransportError, match=r"HTTP/1\.1"):
+            async with client.duplex("POST", "/echo"):
+                pytest.fail("a duplex stream was opened over HTTP/1.1")
+        assert (await client.get("/")).status == 200
+        assert nothing_in_use(await settled(client.transport))
