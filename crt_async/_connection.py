@@ -26,7 +26,7 @@ from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
 from ._loop import current_scheduler
-from ._request_body import Content, prepare_body, prepare_body_sync
+from ._request_body import Content, PreparedBody, prepare_body, prepare_body_sync
 from ._response import Response
 from ._tasks import helper_tasks
 from ._timeouts import Timeout, TimeoutTypes, check_seconds, fail_after
@@ -40,6 +40,8 @@ INITIAL_RECEIVE_WINDOW = 1024 * 1024
 DEFAULT_MAX_RECEIVE_WINDOW = 8 * 1024 * 1024
 _MAX_WINDOW_LIMIT = 2**31 - 1  # HTTP/2's largest flow-control window
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A duplex stream's request body stays open for DuplexStream.send().
+_DUPLEX_BODY = PreparedBody(manual_write=True)
 
 
 class Origin(NamedTuple):
@@ -340,18 +342,15 @@ class Connection:
         method: str | bytes,
         target: str | bytes,
         headers: HeaderTypes,
+        body: PreparedBody,
         *,
-        content_length: int | None = None,
-        body: Any = None,
-        close_body: bool = False,
-        manual_write: bool = False,
         blocking: bool = False,
     ) -> tuple[Exchange, Any]:
         http2 = self.http_version == _crt.HTTP2
         method_text = validate_method(method)
         target_text = validate_target(target)
         header_list = build_request_headers(
-            headers, host=self.origin.authority, http2=http2, content_length=content_length
+            headers, host=self.origin.authority, http2=http2, content_length=body.content_length
         )
         exchange = Exchange(
             self.http_version,
@@ -368,9 +367,9 @@ class Connection:
                 method=method_text,
                 target=target_text,
                 headers=header_list,
-                body=body,
-                close_body=close_body,
-                manual_write=manual_write,
+                body=body.stream,
+                close_body=body.owns_stream,
+                manual_write=body.manual_write,
                 on_complete=self.stream_limits.stream_completed,
             )
         except Exception as exc:
@@ -418,15 +417,7 @@ class Connection:
         self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
         try:
             body = await prepare_body(content, http2=http2)
-            exchange, crt_stream = self._start_exchange(
-                method,
-                target,
-                headers,
-                content_length=body.content_length,
-                body=body.stream,
-                close_body=body.owns_stream,
-                manual_write=body.manual_write,
-            )
+            exchange, crt_stream = self._start_exchange(method, target, headers, body)
         except BaseException:
             self.stream_limits.stream_closed()
             raise
@@ -476,7 +467,7 @@ class Connection:
         timeouts = Timeout.coerce(timeout)
         self.stream_limits.stream_opened()
         try:
-            exchange, crt_stream = self._start_exchange(method, target, headers, manual_write=True)
+            exchange, crt_stream = self._start_exchange(method, target, headers, _DUPLEX_BODY)
         except BaseException:
             self.stream_limits.stream_closed()
             raise
@@ -512,14 +503,7 @@ class Connection:
         try:
             body = prepare_body_sync(content, http2=self.http_version == _crt.HTTP2)
             exchange, crt_stream = self._start_exchange(
-                method,
-                target,
-                headers,
-                content_length=body.content_length,
-                body=body.stream,
-                close_body=body.owns_stream,
-                manual_write=body.manual_write,
-                blocking=True,
+                method, target, headers, body, blocking=True
             )
         except BaseException:
             self.stream_limits.stream_closed()

@@ -28,11 +28,12 @@ SPOOL_MEMORY_LIMIT = 1024 * 1024
 
 class PreparedBody:
     """A request body ready for the CRT: either a ``stream`` the CRT reads, or
-    ``chunks`` (async) / ``sync_chunks`` to write one at a time (HTTP/2 only).
+    written piece by piece on HTTP/2 (``manual_write``): from ``chunks``
+    (async), from ``sync_chunks``, or by the caller (a duplex stream).
     ``owns_stream`` is True for a spool we created, which must be closed once
     the CRT is done with it."""
 
-    __slots__ = ("chunks", "content_length", "owns_stream", "stream", "sync_chunks")
+    __slots__ = ("chunks", "content_length", "manual_write", "owns_stream", "stream", "sync_chunks")
 
     def __init__(
         self,
@@ -41,17 +42,14 @@ class PreparedBody:
         chunks: AsyncIterator[bytes] | None = None,
         owns_stream: bool = False,
         sync_chunks: Iterator[bytes] | None = None,
+        manual_write: bool = False,
     ) -> None:
         self.stream = stream
         self.content_length = content_length
         self.chunks = chunks
         self.owns_stream = owns_stream
         self.sync_chunks = sync_chunks
-
-    @property
-    def manual_write(self) -> bool:
-        """True when the body is written piece by piece (HTTP/2 ``write_data``)."""
-        return self.chunks is not None or self.sync_chunks is not None
+        self.manual_write = manual_write or chunks is not None or sync_chunks is not None
 
 
 def _as_bytes(chunk: object) -> bytes:
