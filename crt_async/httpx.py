@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Union
 
@@ -208,6 +209,7 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         }
         self._pool = ConnectionPool(**self._pool_options)
         self._blocking_pool: BlockingConnectionPool | None = None
+        self._blocking_pool_lock = threading.Lock()  # httpx.Client may be shared by threads
         self._retries = retries
 
     @property
@@ -218,9 +220,10 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     @property
     def blocking_pool(self) -> BlockingConnectionPool:
         """The pool behind ``httpx.Client`` (created at the first sync request)."""
-        if self._blocking_pool is None:
-            self._blocking_pool = BlockingConnectionPool(**self._pool_options)
-        return self._blocking_pool
+        with self._blocking_pool_lock:
+            if self._blocking_pool is None:
+                self._blocking_pool = BlockingConnectionPool(**self._pool_options)
+            return self._blocking_pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` from a thread without an event loop (``httpx.Client``)."""
