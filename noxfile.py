@@ -2,6 +2,7 @@
 
 nox -s lint typecheck tests   # the checks CI cares about
 nox -s demo                   # run every example against the local HTTP/2 server
+nox -s bench                  # the benchmark table (apt-get install nginx-light first)
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
     session.install(*TYPECHECK_TOOLS, "-e", ".[trio,httpx]")
     session.run("mypy", "--strict", "crt_async")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every contender on the same workloads, one table with ratios (needs nginx:
+    ``apt-get install nginx-light``; without it, hypercorn stands in).  Arguments
+    after ``--`` go to ``python -m benchmarks`` (e.g. ``-- --quick``)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,55 @@
+"""crt_async itself: ``connect()`` + ``Connection.stream()`` / ``duplex()``, on asyncio or trio."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from crt_async import Connection, TLSConfig, connect
+
+from ..common import Target
+from .base import AsyncContender, Duplex, Session, check_status
+
+
+class _Session:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def get(self, path: str) -> int:
+        async with self._connection.stream("GET", path) as response:
+            check_status(response.status, path)
+            return len(await response.aread())
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with self._connection.stream("GET", path) as response:
+            check_status(response.status, path)
+            yield response.aiter_bytes()
+
+
+class CrtAsync(AsyncContender):
+    """One crt_async ``Connection`` (HTTP/2 by ALPN) on the given anyio backend."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.name = f"crt-async-{backend}"
+        self.description = f"crt_async Connection ({backend})"
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, target: Target) -> AsyncIterator[Connection]:
+        async with await connect(target.url, tls=TLSConfig(ca_file=target.ca_file)) as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def session(self, target: Target) -> AsyncIterator[Session]:
+        async with self._connection(target) as connection:
+            yield _Session(connection)
+
+    @contextlib.asynccontextmanager
+    async def duplex(self, target: Target, path: str) -> AsyncIterator[Duplex]:
+        async with (
+            self._connection(target) as connection,
+            connection.duplex("POST", path) as stream,
+        ):
+            check_status((await stream.wait_response()).status, path)
+            yield stream

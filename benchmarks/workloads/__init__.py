@@ -1,0 +1,1 @@
+"""The workloads, each producing one results section."""
