@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -146,8 +147,14 @@ class _Run:
         return events.events(names, *common)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the servers stop and their files go."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sizes = _sizes(args)
     repeats = args.repeats or (QUICK_REPEATS if args.quick else FULL_REPEATS)
     contenders, unavailable = _load(args.contenders)
