@@ -138,7 +138,7 @@ class Exchange:
 
     def on_body(self, chunk: bytes, **_: object) -> None:
         """``on_body`` callback of the CRT stream: copy the chunk, wake the reader."""
-        data = bytes(chunk)  # the CRT's buffer is only valid during this call
+        data = bytes(chunk)  # awscrt 0.38 passes bytes (no copy); a buffer view would need one
         with self._lock:
             if self._abandoned:
                 drained = True
