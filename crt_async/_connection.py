@@ -9,6 +9,8 @@ import itertools
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, Callable, NamedTuple
 
 import anyio
@@ -25,7 +27,7 @@ from ._exceptions import (
 from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
-from ._loop import current_scheduler
+from ._loop import current_loop
 from ._request_body import Content, PreparedBody, prepare_body, prepare_body_sync
 from ._response import Response
 from ._tasks import helper_tasks
@@ -250,16 +252,17 @@ class _StreamLimits:
     """How many streams a connection may carry, and how many it carries now.
 
     The server's SETTINGS_MAX_CONCURRENT_STREAMS arrives on a CRT thread;
-    stream completions too.  On an event loop both are handed to the loop,
-    where ``on_change`` (set by a pool) learns that capacity may have changed;
-    for blocking (thread) use, ``on_change`` runs on the CRT thread and must be
+    stream completions too, and are counted there at once (a count only ever
+    drops there, so a choice made on the loop stays valid).  ``on_change`` (set
+    by a pool) learns that capacity may have changed: on the loop for event-loop
+    use; for blocking (thread) use on the CRT thread, where it must be
     thread-safe and never raise.
     """
 
-    __slots__ = ("_lock", "_schedule", "max_concurrent_streams", "on_change", "open_streams")
+    __slots__ = ("_lock", "_loop_call", "max_concurrent_streams", "on_change", "open_streams")
 
     def __init__(self, *, blocking: bool = False) -> None:
-        self._schedule = None if blocking else current_scheduler()
+        self._loop_call = None if blocking else current_loop().call_soon
         self._lock = threading.Lock()
         self.max_concurrent_streams: int | None = None  # None: not announced yet
         self.open_streams = 0  # from stream start until the CRT is done with it
@@ -274,14 +277,17 @@ class _StreamLimits:
             self.open_streams += 1
 
     def stream_completed(self) -> None:  # CRT thread
-        self._call_soon(self.stream_closed)
+        with self._lock:
+            self.open_streams -= 1
+        if self.on_change is not None:  # nobody listening: no loop callback at all
+            self._call_soon(self._changed)
 
     def _call_soon(self, callback: Callable[[], None]) -> None:
         try:
-            if self._schedule is None:
+            if self._loop_call is None:
                 callback()
             else:
-                self._schedule(callback)
+                self._loop_call(callback)
         except Exception:  # the loop has closed: nobody is counting any more
             pass
 
@@ -379,8 +385,7 @@ class Connection:
             raise error  # noqa: B904  # the cause is kept
         return exchange, crt_stream
 
-    @contextlib.asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str | bytes,
         target: str | bytes,
@@ -388,7 +393,7 @@ class Connection:
         headers: HeaderTypes = None,
         content: Content | None = None,
         timeout: TimeoutTypes = None,
-    ) -> AsyncIterator[Response]:
+    ) -> AbstractAsyncContextManager[Response]:
         """Send a request and stream the response.
 
         An async context manager that yields the :class:`Response` once its
@@ -412,26 +417,7 @@ class Connection:
             async with connection.stream("GET", "/bytes/1000") as response:
                 body = await response.aread()
         """
-        timeouts = Timeout.coerce(timeout)
-        http2 = self.http_version == _crt.HTTP2
-        self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
-        try:
-            body = await prepare_body(content, http2=http2)
-            exchange, crt_stream = self._start_exchange(method, target, headers, body)
-        except BaseException:
-            self.stream_limits.stream_closed()
-            raise
-        async with contextlib.AsyncExitStack() as stack:
-            stack.callback(exchange.abandon)
-            if body.chunks is not None:
-                writer = await stack.enter_async_context(helper_tasks())
-                write_data = functools.partial(_crt.write_data, crt_stream)
-                writer.start_soon(_write_chunks, write_data, body.chunks, exchange, timeouts.write)
-            with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
-                head = await exchange.wait_head()
-            response = Response(exchange, head, crt_stream, read_timeout=timeouts.read)
-            stack.callback(response._close)
-            yield response
+        return _ResponseContext(self, method, target, headers, content, Timeout.coerce(timeout))
 
     @contextlib.asynccontextmanager
     async def duplex(
@@ -548,3 +534,91 @@ class Connection:
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<Connection {self.origin} {self.http_version} {state}>"
+
+
+class _ResponseContext:
+    """What :meth:`Connection.stream` returns: sends the request on entry, yields
+    the :class:`Response` once its head arrived, releases the stream on exit.
+
+    A class rather than a generator-based context manager: this is every
+    request's path, and a plain object costs a fraction of the generator and
+    exit-stack machinery.
+    """
+
+    __slots__ = (
+        "_connection",
+        "_content",
+        "_headers",
+        "_method",
+        "_response",
+        "_target",
+        "_timeouts",
+        "_writer",
+    )
+
+    def __init__(
+        self,
+        connection: Connection,
+        method: str | bytes,
+        target: str | bytes,
+        headers: HeaderTypes,
+        content: Content | None,
+        timeouts: Timeout,
+    ) -> None:
+        self._connection = connection
+        self._method = method
+        self._target = target
+        self._headers = headers
+        self._content = content
+        self._timeouts = timeouts
+        self._response: Response | None = None
+        self._writer: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> Response:
+        connection = self._connection
+        limits = connection.stream_limits
+        limits.stream_opened()  # before any await: a pool's choice stays valid
+        try:
+            body = await prepare_body(self._content, http2=connection.http_version == _crt.HTTP2)
+            exchange, crt_stream = connection._start_exchange(
+                self._method, self._target, self._headers, body
+            )
+        except BaseException:
+            limits.stream_closed()
+            raise
+        read_timeout = self._timeouts.read
+        try:
+            if body.chunks is not None:
+                self._writer = writer = contextlib.AsyncExitStack()
+                group = await writer.enter_async_context(helper_tasks())
+                write_data = functools.partial(_crt.write_data, crt_stream)
+                write_timeout = self._timeouts.write
+                group.start_soon(_write_chunks, write_data, body.chunks, exchange, write_timeout)
+            with fail_after(read_timeout, ReadTimeout, "no response head in time"):
+                head = await exchange.wait_head()
+        except BaseException as exc:
+            exchange.abandon()
+            await self._stop_writer(type(exc), exc, exc.__traceback__)
+            raise
+        self._response = Response(exchange, head, crt_stream, read_timeout=read_timeout)
+        return self._response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._response is not None
+        self._response._close()
+        await self._stop_writer(exc_type, exc, traceback)
+
+    async def _stop_writer(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.__aexit__(exc_type, exc, traceback)

@@ -179,19 +179,20 @@ def start_stream(
     if close_body and body is not None:
         stream.completion_future.add_done_callback(lambda _: _close_quietly(body))
     exchange.update_window = stream.update_window
-    if isinstance(stream, crt_http.Http2ClientStream):
-        # The body ends at the peer's END_STREAM, which may come before our side
-        # is done sending (duplex); failures arrive through completion_future.
+    if (body is not None or manual_write) and isinstance(stream, crt_http.Http2ClientStream):
+        # The response ends at the peer's END_STREAM, which may come before our
+        # side is done sending (duplex, or a server that ignores the upload);
+        # failures arrive through completion_future.
         stream.remote_end_stream_future.add_done_callback(
             functools.partial(_end_on_success, exchange)
         )
-    stream.completion_future.add_done_callback(functools.partial(_end_or_fail, exchange))
     try:
         stream.activate()
     except RuntimeError as exc:
         raise _as_crt_error(exc) from exc
-    if on_complete is not None:
-        stream.completion_future.add_done_callback(lambda _: on_complete())
+    # After activate(): a stream that never started must not report completion.
+    # (A stream that completes first runs the callback here, at once.)
+    stream.completion_future.add_done_callback(functools.partial(_completed, exchange, on_complete))
     return stream
 
 
@@ -217,12 +218,18 @@ def _end_on_success(exchange: Exchange, future: concurrent.futures.Future[Any]) 
         exchange.on_end()
 
 
-def _end_or_fail(exchange: Exchange, future: concurrent.futures.Future[Any]) -> None:
+def _completed(
+    exchange: Exchange,
+    on_complete: Callable[[], None] | None,
+    future: concurrent.futures.Future[Any],
+) -> None:
     error = future.exception()
     if error is None:
         exchange.on_end()
     else:
         exchange.on_error(error)
+    if on_complete is not None:
+        on_complete()
 
 
 def write_data(
@@ -234,5 +241,8 @@ def write_data(
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = io.BytesIO(data)
-    future: concurrent.futures.Future[None] = stream.write_data(data, end_stream)
+    try:
+        future: concurrent.futures.Future[None] = stream.write_data(data, end_stream)
+    except RuntimeError as exc:  # e.g. the stream has completed (reset by the peer)
+        raise _as_crt_error(exc) from exc
     return future

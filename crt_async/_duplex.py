@@ -41,7 +41,9 @@ class DuplexStream(anyio.abc.ByteStream):
     ``TextStream`` and task groups compose with it.  Obtain it from
     ``Connection.duplex()`` or ``Client.duplex()``.
 
-    * :meth:`send` returns when the CRT has taken the bytes (backpressure).
+    * :meth:`send` queues the bytes on the stream and returns; one send is
+      in flight at a time, so the next one first waits until the CRT has
+      taken the previous (backpressure, with one message of buffering).
     * :meth:`send_eof` ends the request body; sending afterwards raises
       :class:`~crt_async.StreamClosedError` (a subclass of anyio's
       ``ClosedResourceError``).
@@ -73,33 +75,71 @@ class DuplexStream(anyio.abc.ByteStream):
         self._timeout = timeout
         self._eof_sent = False
         self._closed = False
+        self._write_in_flight: concurrent.futures.Future[None] | None = None
 
     async def send(self, item: bytes) -> None:
-        """Send request body bytes; returns once the CRT has taken them.
+        """Queue request body bytes on the stream (they are copied) and return.
+
+        One send is in flight at a time: ``send()`` first waits until the CRT
+        has taken the previous one, so a peer that stops reading stops the
+        sender with at most one message buffered.  A failed write is raised
+        by the next ``send()`` or :meth:`send_eof`, and fails the response.
 
         Raises:
             StreamClosedError: after :meth:`send_eof` or :meth:`aclose`.
             TypeError: ``item`` is not bytes-like.
             RemoteProtocolError: the stream failed (e.g. reset by the peer).
-            WriteTimeout: the CRT did not take the data within the write timeout.
+            WriteTimeout: the CRT did not take the previous data within the
+                write timeout.
         """
         if not isinstance(item, (bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes bytes, got {type(item).__name__}")
         self._check_sending("send()")
-        if not item:
+        if not await self._previous_write_taken():
             await anyio.lowlevel.checkpoint()
-            return
-        with fail_after(self._timeout.write, WriteTimeout, "the CRT did not take the data in time"):
-            await send_body_data(self._write_data, bytes(item), end_stream=False)
+        if item:
+            self._check_sending("send()")  # aclose() may have run meanwhile
+            self._write_in_flight = self._queue(bytes(item), end_stream=False)
 
     async def send_eof(self) -> None:
-        """End the request body (HTTP/2 END_STREAM).  Receiving continues."""
+        """End the request body (HTTP/2 END_STREAM) once the CRT has taken
+        everything sent before.  Receiving continues."""
         self._check_sending("send_eof()")
         self._eof_sent = True
+        await self._previous_write_taken()
         with fail_after(
             self._timeout.write, WriteTimeout, "the CRT did not take END_STREAM in time"
         ):
             await send_body_data(self._write_data, None, end_stream=True)
+
+    async def _previous_write_taken(self) -> bool:
+        """Wait until the write in flight (if any) is taken; raise its failure.
+        Returns whether it had to wait (an await that was a checkpoint)."""
+        future, self._write_in_flight = self._write_in_flight, None
+        if future is None:
+            return False
+        if future.done():
+            error = future.exception()
+            if error is not None:
+                raise translate_crt_error(error)
+            return False
+        try:
+            with fail_after(
+                self._timeout.write, WriteTimeout, "the CRT did not take the data in time"
+            ):
+                await wait_future(future)
+        except (WriteTimeout, anyio.get_cancelled_exc_class()):
+            self._write_in_flight = future  # still in flight: the next send waits for it
+            raise
+        except Exception as exc:
+            raise translate_crt_error(exc)  # noqa: B904  # the cause is set by the translation
+        return True
+
+    def _queue(self, data: bytes, *, end_stream: bool) -> concurrent.futures.Future[None]:
+        try:
+            return self._write_data(data, end_stream)
+        except Exception as exc:
+            raise translate_crt_error(exc)  # noqa: B904  # the cause is set by the translation
 
     def _check_sending(self, what: str) -> None:
         if self._closed:

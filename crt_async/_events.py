@@ -15,7 +15,7 @@ import threading
 
 import anyio.lowlevel
 
-from ._loop import Wakeup
+from ._loop import Wakeup, current_loop
 
 __all__ = ["AwaitableEvent", "wait_event"]
 
@@ -84,7 +84,7 @@ async def wait_event(event: threading.Event) -> bool:
         await wait_event(shutdown)
     """
     _check_event(event)
-    wakeup = Wakeup()
+    wakeup = current_loop().new_wakeup()
     watcher: _EventWatcher | None = None
     new_watcher = False
     with _registry_lock:

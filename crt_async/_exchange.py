@@ -26,11 +26,11 @@ import anyio
 
 from ._exceptions import ReadTimeout, RemoteProtocolError, translate_crt_error
 from ._headers import Headers
-from ._loop import Schedule, ThreadWakeup, Waiter, Wakeup, current_scheduler
+from ._loop import LoopHandle, ThreadWakeup, Waiter, Wakeup, current_loop
 
 __all__ = ["Exchange", "ResponseHead"]
 
-W = TypeVar("W", Wakeup, ThreadWakeup)
+W = TypeVar("W", bound=Waiter)
 
 
 def _no_window(increment: int) -> None:
@@ -86,10 +86,10 @@ class Exchange:
         "_head",
         "_head_waiters",
         "_lock",
+        "_loop",
         "_max_window",
         "_on_abandon_incomplete",
         "_reader",
-        "_schedule",
         "_window",
         "buffered",
         "http_version",
@@ -110,7 +110,7 @@ class Exchange:
         self._window = initial_window
         self._max_window = max(max_window, initial_window)
         self._on_abandon_incomplete = on_abandon_incomplete
-        self._schedule: Schedule | None = None if blocking else current_scheduler()
+        self._loop: LoopHandle | None = None if blocking else current_loop()
         self._lock = threading.Lock()
         self._head: ResponseHead | None = None
         self._chunks: deque[bytes] = deque()
@@ -293,11 +293,9 @@ class Exchange:
         return result
 
     def _new_wakeup(self) -> Wakeup:
-        if self._schedule is None:
-            raise RuntimeError(
-                "this exchange is read without an event loop: use the *_sync methods"
-            )
-        return Wakeup(self._schedule)
+        if self._loop is None:
+            raise RuntimeError("this exchange is read without an event loop: use *_sync methods")
+        return self._loop.new_wakeup()
 
     def _take(self, max_bytes: int) -> bytes:
         """Pop up to ``max_bytes`` from the buffer (lock held)."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 import anyio.lowlevel
 
-from ._loop import Wakeup
+from ._loop import current_loop
 
 __all__ = ["AwaitableFuture", "wait_future"]
 
@@ -52,7 +52,7 @@ class _Handoff(Generic[T]):
         self._lock = threading.Lock()
         self._state = _PENDING
         self._on_abandon = on_abandon
-        self.wakeup = Wakeup()
+        self.wakeup = current_loop().new_wakeup()
 
     def on_done(self, future: concurrent.futures.Future[T]) -> None:
         with self._lock:

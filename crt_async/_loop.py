@@ -1,15 +1,17 @@
 """Thread-safe wake-ups: the only way code on a CRT thread reaches an event loop.
 
-A :class:`Wakeup` is created by a task, on its event loop, before it parks.  Any
-thread may then call :meth:`Wakeup.set_threadsafe`, which schedules the wake-up on
-that loop with the backend's non-blocking call (``loop.call_soon_threadsafe`` on
-asyncio, ``TrioToken.run_sync_soon`` on trio) and never raises: a wake-up for a
-loop that has already closed is dropped.
+A task captures its loop once (:func:`current_loop`) and creates a
+:class:`Wakeup` before it parks.  Any thread may then call
+``Wakeup.set_threadsafe()``, which hands the wake-up to that loop with the
+backend's non-blocking call (``loop.call_soon_threadsafe`` on asyncio,
+``TrioToken.run_sync_soon`` on trio) and never raises: a wake-up for a loop that
+has already closed is dropped.
 
-Calls from foreign threads go through one :class:`_Doorbell` per loop, which
-coalesces a burst of them (many streams completing at once) into a single loop
-callback: each backend call wakes the loop through a pipe, a system call that
-otherwise dominates the cost of small requests.
+Each loop has one :class:`LoopHandle`, which coalesces a burst of calls from
+foreign threads (many streams completing at once) into a single loop callback:
+each backend call wakes the loop through a pipe, a system call that otherwise
+dominates the cost of small requests.  Wake-ups are native to the backend (an
+asyncio future, or trio's task rescheduling), created and resolved on the loop.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Callable, Union
+from collections.abc import Awaitable
+from typing import Any, Callable, Protocol
 
-import anyio
 import anyio.lowlevel
 
 Schedule = Callable[[Callable[[], object]], object]
@@ -27,13 +29,47 @@ Schedule = Callable[[Callable[[], object]], object]
 logger = logging.getLogger("crt_async")
 
 
-class _Doorbell:
-    """Runs callbacks handed over from any thread on one loop, one loop callback per burst."""
+class Waiter(Protocol):
+    """Anything a CRT callback may wake."""
 
-    __slots__ = ("__weakref__", "_lock", "_native_schedule", "_pending")
+    def set_threadsafe(self) -> None:
+        """Wake the waiter from any thread; never raises, never blocks."""
 
-    def __init__(self, native_schedule: Schedule) -> None:
-        # A weak reference: the doorbell must not keep a finished loop alive.
+
+class Wakeup(Waiter, Protocol):
+    """A one-shot event for one task, set from any thread (see :meth:`LoopHandle.new_wakeup`)."""
+
+    def is_set(self) -> bool:
+        """True once the wake-up has been delivered on the loop."""
+
+    def wait(self) -> Awaitable[None]:
+        """Wait until the wake-up is delivered (a cancellation point)."""
+
+
+class LoopHandle:
+    """One event loop, as seen from other threads: run callbacks on it, wake its tasks."""
+
+    __slots__ = (
+        "__weakref__",
+        "_asyncio_loop",
+        "_lock",
+        "_native_schedule",
+        "_pending",
+        "_trio_wakeup",
+    )
+
+    def __init__(self, native_token: Any) -> None:
+        call_soon_threadsafe = getattr(native_token, "call_soon_threadsafe", None)
+        if call_soon_threadsafe is not None:  # asyncio: the token is the loop itself
+            self._asyncio_loop: Any = weakref.ref(native_token)
+            native_schedule: Schedule = call_soon_threadsafe
+        else:  # trio: a TrioToken
+            from ._trio_wakeup import TrioWakeup  # trio is imported only when trio runs
+
+            self._asyncio_loop = None
+            self._trio_wakeup = TrioWakeup
+            native_schedule = native_token.run_sync_soon
+        # Weak references: a handle must not keep a finished loop alive.
         self._native_schedule = weakref.WeakMethod(native_schedule)
         self._lock = threading.Lock()
         self._pending: list[Callable[[], object]] = []
@@ -65,61 +101,56 @@ class _Doorbell:
             except Exception:  # one faulty callback must not cost the others their turn
                 logger.exception("crt_async: callback %r failed on the event loop", callback)
 
+    def new_wakeup(self) -> Wakeup:
+        """A wake-up for the calling task (call it on this loop)."""
+        if self._asyncio_loop is not None:
+            return _AsyncioWakeup(self._asyncio_loop().create_future(), self.call_soon)
+        return self._trio_wakeup(self.call_soon)
 
-_doorbells: weakref.WeakKeyDictionary[object, _Doorbell] = weakref.WeakKeyDictionary()
-_doorbells_lock = threading.Lock()
+
+class _AsyncioWakeup:
+    """A wake-up backed by an asyncio future of the loop."""
+
+    __slots__ = ("_call_soon", "_future")
+
+    def __init__(self, future: Any, call_soon: Schedule) -> None:
+        self._future = future
+        self._call_soon = call_soon
+
+    def set_threadsafe(self) -> None:
+        try:
+            self._call_soon(self._set)
+        except Exception:  # the loop has closed: nobody is left to wake
+            pass
+
+    def _set(self) -> None:
+        if not self._future.done():  # a cancelled waiter cancelled the future
+            self._future.set_result(None)
+
+    def is_set(self) -> bool:
+        return bool(self._future.done() and not self._future.cancelled())
+
+    def wait(self) -> Awaitable[None]:
+        future: Awaitable[None] = self._future  # awaited directly: no coroutine per wait
+        return future
 
 
-def current_scheduler() -> Schedule:
-    """Return a function that runs a callable soon on the current event loop.
+_handles: weakref.WeakKeyDictionary[object, LoopHandle] = weakref.WeakKeyDictionary()
+_handles_lock = threading.Lock()
 
-    The returned function may be called from any thread, never blocks, and raises
-    only if the loop is gone (callers that run on CRT threads go through
-    :meth:`Wakeup.set_threadsafe`, which swallows that).  Calls made close
-    together share one loop callback.
+
+def current_loop() -> LoopHandle:
+    """The :class:`LoopHandle` of the running event loop.
 
     Raises:
         anyio.NoEventLoopError: if called outside a running event loop.
     """
     native = anyio.lowlevel.current_token().native_token
-    doorbell = _doorbells.get(native)
-    if doorbell is None:
-        # asyncio: the token is the loop itself; trio: a TrioToken.
-        native_schedule: Schedule = (
-            getattr(native, "call_soon_threadsafe", None) or native.run_sync_soon  # type: ignore[attr-defined]
-        )
-        with _doorbells_lock:
-            doorbell = _doorbells.setdefault(native, _Doorbell(native_schedule))
-    return doorbell.call_soon
-
-
-class Wakeup:
-    """A one-shot event that a foreign thread can set without touching the loop.
-
-    Create it in the task that will wait, then hand :meth:`set_threadsafe` to the
-    thread that will wake it.  Setting it more than once is harmless.
-    """
-
-    __slots__ = ("_event", "_schedule")
-
-    def __init__(self, schedule: Schedule | None = None) -> None:
-        self._event = anyio.Event()
-        self._schedule = schedule if schedule is not None else current_scheduler()
-
-    def set_threadsafe(self) -> None:
-        """Wake the waiter from any thread; never raises, never blocks."""
-        try:
-            self._schedule(self._event.set)
-        except Exception:  # the loop has closed: nobody is left to wake
-            pass
-
-    def is_set(self) -> bool:
-        """Return True once the wake-up has been delivered on the loop."""
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        """Wait until the wake-up is delivered (a cancellation point)."""
-        await self._event.wait()
+    handle = _handles.get(native)
+    if handle is None:
+        with _handles_lock:
+            handle = _handles.setdefault(native, LoopHandle(native))
+    return handle
 
 
 class ThreadWakeup:
@@ -137,7 +168,3 @@ class ThreadWakeup:
     def wait(self, timeout: float | None) -> bool:
         """Block until woken (True) or until ``timeout`` seconds pass (False)."""
         return self._event.wait(timeout)
-
-
-Waiter = Union[Wakeup, ThreadWakeup]
-"""Anything a CRT callback may wake: both have ``set_threadsafe()``."""

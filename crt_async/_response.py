@@ -107,7 +107,12 @@ class Response:
     async def aread(self) -> bytes:
         """Read and return the whole body (also kept as :attr:`content`)."""
         if self._content is None:
-            self._content = b"".join([chunk async for chunk in _BodyIterator(self)])
+            chunks = _BodyIterator(self)
+            first = await chunks.next_or_empty()
+            parts = [first]
+            while parts[-1]:  # a small body usually arrives whole: no join, no copy
+                parts.append(await chunks.next_or_empty())
+            self._content = first if len(parts) <= 2 else b"".join(parts)
         return self._content
 
     async def aclose(self) -> None:
@@ -147,11 +152,15 @@ class _BodyIterator:
         return self
 
     async def __anext__(self) -> bytes:
+        chunk = await self.next_or_empty()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def next_or_empty(self) -> bytes:
+        """The next chunk, or ``b""`` at the end of the body."""
         response = self._response
         if response._closed:
             raise StreamClosedError("the response is closed")
         with fail_after(response._read_timeout, ReadTimeout, "no response data in time"):
-            chunk = await response._exchange.receive(READ_ALL)
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk
+            return await response._exchange.receive(READ_ALL)

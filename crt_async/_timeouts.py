@@ -92,16 +92,25 @@ TimeoutTypes = Union[Timeout, float, None]
 NO_TIMEOUT = Timeout(None)
 
 
-@contextlib.contextmanager
-def fail_after(seconds: float | None, error: type[TimeoutError], message: str) -> Iterator[None]:
+_NO_DEADLINE: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+def fail_after(
+    seconds: float | None, error: type[TimeoutError], message: str
+) -> contextlib.AbstractContextManager[None]:
     """Like ``anyio.fail_after``, raising ``error(message)`` when this deadline expires.
 
     Only this deadline's expiry is converted: a ``TimeoutError`` raised inside
-    the block (e.g. a ``ConnectTimeout``) passes through unchanged.
+    the block (e.g. a ``ConnectTimeout``) passes through unchanged.  Without a
+    limit (``None``) it costs nothing: every body chunk goes through here.
     """
     if seconds is None:
-        yield
-        return
+        return _NO_DEADLINE
+    return _deadline(seconds, error, message)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, error: type[TimeoutError], message: str) -> Iterator[None]:
     with anyio.move_on_after(seconds) as scope:
         yield
     if scope.cancelled_caught:

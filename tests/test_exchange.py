@@ -3,34 +3,53 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable
 
 import anyio
 import pytest
 
 from crt_async import ReadTimeout, RemoteProtocolError
 from crt_async._exchange import Exchange
+from crt_async._loop import Wakeup, current_loop
 
 pytestmark = pytest.mark.anyio
 
 KIB = 1024
 
 
+class CountingWakeup:
+    """Wraps a real wake-up and counts the wake-ups requested from CRT threads."""
+
+    def __init__(self, inner: Wakeup, recording: RecordingExchange) -> None:
+        self._inner = inner
+        self._recording = recording
+
+    def set_threadsafe(self) -> None:
+        self._recording.wakeups += 1
+        self._inner.set_threadsafe()
+
+    def is_set(self) -> bool:
+        return self._inner.is_set()
+
+    async def wait(self) -> None:
+        await self._inner.wait()
+
+
 class RecordingExchange:
-    """An Exchange whose window updates and scheduled wake-ups are recorded."""
+    """An Exchange whose window updates and requested wake-ups are recorded."""
 
     def __init__(self, initial_window: int = 64 * KIB, max_window: int = 512 * KIB) -> None:
         self.window_updates: list[int] = []
         self.exchange = Exchange("HTTP/2", initial_window=initial_window, max_window=max_window)
         self.exchange.update_window = self.window_updates.append
-        self.scheduled = 0
-        real_schedule = self.exchange._schedule
+        self.wakeups = 0
+        loop = current_loop()
+        recording = self
 
-        def counting_schedule(callback: Callable[[], object]) -> object:
-            self.scheduled += 1
-            return real_schedule(callback)
+        class CountingLoop:
+            def new_wakeup(self) -> CountingWakeup:
+                return CountingWakeup(loop.new_wakeup(), recording)
 
-        self.exchange._schedule = counting_schedule
+        self.exchange._loop = CountingLoop()  # type: ignore[assignment]
 
 
 def feed_from_thread(exchange: Exchange, chunks: list[bytes], *, end: bool = False) -> None:
@@ -73,7 +92,7 @@ async def test_a_burst_of_chunks_costs_one_wake_up() -> None:
         await anyio.wait_all_tasks_blocked()
         feed_from_thread(exchange, [b"x"] * 100)
     assert received == [b"x" * 100]
-    assert recording.scheduled == 1
+    assert recording.wakeups == 1
 
 
 async def test_chunk_buffer_is_copied_from_the_callback() -> None:

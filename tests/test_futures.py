@@ -15,7 +15,7 @@ import awscrt.io
 import pytest
 
 from crt_async import AwaitableFuture, wait_future
-from crt_async._loop import Wakeup
+from crt_async._loop import Wakeup, current_loop
 
 from .conftest import LocalServer
 from .relay import GatedRelay
@@ -250,7 +250,7 @@ def test_wakeup_after_the_loop_has_closed_is_dropped_silently(
     backend: str, crt_thread_errors: list[BaseException], capfd: pytest.CaptureFixture[str]
 ) -> None:
     async def make_wakeup() -> Wakeup:
-        return Wakeup()
+        return current_loop().new_wakeup()
 
     wakeup = anyio.run(make_wakeup, backend=backend)
     thread = threading.Thread(target=wakeup.set_threadsafe)

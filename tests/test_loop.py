@@ -8,7 +8,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from crt_async._loop import current_scheduler
+from crt_async._loop import current_loop
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +19,7 @@ async def wait_until(event: anyio.Event) -> None:
 
 
 async def test_calls_from_a_thread_run_on_the_loop_in_order() -> None:
-    schedule = current_scheduler()
+    schedule = current_loop().call_soon
     loop_thread = threading.get_ident()
     seen: list[tuple[int, bool]] = []
     done = anyio.Event()
@@ -37,7 +37,7 @@ async def test_calls_from_a_thread_run_on_the_loop_in_order() -> None:
 async def test_a_failing_callback_does_not_cost_the_others_their_turn(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    schedule = current_scheduler()
+    schedule = current_loop().call_soon
     seen: list[str] = []
     done = anyio.Event()
 
@@ -56,7 +56,7 @@ async def test_a_failing_callback_does_not_cost_the_others_their_turn(
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_scheduling_on_a_finished_loop_raises_instead_of_hanging(backend: str) -> None:
     async def get_scheduler() -> object:
-        return current_scheduler()
+        return current_loop().call_soon
 
     schedule = anyio.run(get_scheduler, backend=backend)
     with pytest.raises(RuntimeError):
