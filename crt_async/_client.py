@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Union, cast
 
 from ._duplex import DuplexStream
@@ -88,8 +89,7 @@ class Client:
     def _timeout(self, timeout: RequestTimeout) -> Timeout:
         return self.timeout if timeout is USE_CLIENT_DEFAULT else Timeout.coerce(timeout)
 
-    @contextlib.asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str | bytes,
         url: str,
@@ -97,7 +97,7 @@ class Client:
         headers: HeaderTypes = None,
         content: Content | None = None,
         timeout: RequestTimeout = USE_CLIENT_DEFAULT,
-    ) -> AsyncIterator[Response]:
+    ) -> AbstractAsyncContextManager[Response]:
         """Send a request and stream the response (an async context manager).
 
         Raises:
@@ -105,14 +105,13 @@ class Client:
             ConnectError, TLSError, RemoteProtocolError: the exchange failed.
             ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: a limit expired.
         """
-        async with self.transport.stream(
+        return self.transport.stream(
             method,
             self._url(url),
             headers=self._headers(headers),
             content=content,
             timeout=self._timeout(timeout),
-        ) as response:
-            yield response
+        )
 
     async def request(
         self,

@@ -19,14 +19,14 @@ A pool belongs to the event loop that first uses it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -310,8 +310,7 @@ class ConnectionPool(_PoolCore):
 
     # -- requests ---------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str | bytes,
         url: str,
@@ -319,7 +318,7 @@ class ConnectionPool(_PoolCore):
         headers: HeaderTypes = None,
         content: Content | None = None,
         timeout: TimeoutTypes = None,
-    ) -> AsyncIterator[Response]:
+    ) -> AbstractAsyncContextManager[Response]:
         """Send a request on a pooled connection and stream the response.
 
         Like ``Connection.stream()``, with an absolute URL.
@@ -332,26 +331,24 @@ class ConnectionPool(_PoolCore):
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
         replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
-        async with contextlib.AsyncExitStack() as stack:
-            yield await self._enter(
-                stack,
-                origin,
-                timeouts,
-                replayable,
-                lambda connection: connection.stream(
-                    method, target, headers=headers, content=content, timeout=timeouts
-                ),
-            )
+        return _PooledStream(
+            self,
+            origin,
+            timeouts,
+            replayable,
+            lambda connection: connection.stream(
+                method, target, headers=headers, content=content, timeout=timeouts
+            ),
+        )
 
-    @contextlib.asynccontextmanager
-    async def duplex(
+    def duplex(
         self,
         method: str | bytes,
         url: str,
         *,
         headers: HeaderTypes = None,
         timeout: TimeoutTypes = None,
-    ) -> AsyncIterator[DuplexStream]:
+    ) -> AbstractAsyncContextManager[DuplexStream]:
         """Open a duplex HTTP/2 stream on a pooled connection (see ``Connection.duplex()``).
 
         Raises:
@@ -360,36 +357,13 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        async with contextlib.AsyncExitStack() as stack:
-            yield await self._enter(
-                stack,
-                origin,
-                timeouts,
-                True,
-                lambda connection: connection.duplex(
-                    method, target, headers=headers, timeout=timeouts
-                ),
-            )
-
-    async def _enter(
-        self,
-        stack: contextlib.AsyncExitStack,
-        origin: Origin,
-        timeouts: Timeout,
-        replayable: bool,
-        open_stream: Callable[[Connection], AbstractAsyncContextManager[T]],
-    ) -> T:
-        """Acquire a connection and enter ``open_stream`` on it, retrying once when safe."""
-        for attempt in (1, 2):
-            pooled = await self._acquire(origin, timeouts)
-            # No await between choosing the connection and entering the stream, which
-            # counts itself at once: the choice cannot be invalidated in between.
-            try:
-                return await stack.enter_async_context(open_stream(pooled.connection))
-            except CRTError as error:
-                if not self._may_retry(error, pooled, replayable, attempt):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _PooledStream(
+            self,
+            origin,
+            timeouts,
+            True,
+            lambda connection: connection.duplex(method, target, headers=headers, timeout=timeouts),
+        )
 
     # -- connections ------------------------------------------------------------------
 
@@ -553,3 +527,53 @@ class BlockingConnectionPool(_PoolCore):
             connections = self._close_all()
         for connection in connections:
             connection.close_blocking()
+
+
+class _PooledStream(Generic[T]):
+    """What ``ConnectionPool.stream()`` / ``duplex()`` return: on entry, acquire a
+    connection and enter ``open_stream`` on it (retrying once when safe); on exit,
+    leave that stream's context.  A class, not a generator: it is every request's
+    path."""
+
+    __slots__ = ("_inner", "_open_stream", "_origin", "_pool", "_replayable", "_timeouts")
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        origin: Origin,
+        timeouts: Timeout,
+        replayable: bool,
+        open_stream: Callable[[Connection], AbstractAsyncContextManager[T]],
+    ) -> None:
+        self._pool = pool
+        self._origin = origin
+        self._timeouts = timeouts
+        self._replayable = replayable
+        self._open_stream = open_stream
+        self._inner: AbstractAsyncContextManager[T] | None = None
+
+    async def __aenter__(self) -> T:
+        pool = self._pool
+        for attempt in (1, 2):
+            pooled = await pool._acquire(self._origin, self._timeouts)
+            # No await between choosing the connection and entering the stream, which
+            # counts itself at once: the choice cannot be invalidated in between.
+            inner = self._open_stream(pooled.connection)
+            try:
+                value = await inner.__aenter__()
+            except CRTError as error:
+                if not pool._may_retry(error, pooled, self._replayable, attempt):
+                    raise
+                continue
+            self._inner = inner
+            return value
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._inner is not None
+        return await self._inner.__aexit__(exc_type, exc, traceback)

@@ -25,6 +25,7 @@ import os
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Union
 
 import httpx
@@ -74,21 +75,26 @@ _ERROR_MAP: tuple[tuple[type[CRTError], type[httpx.TransportError]], ...] = (
 )
 
 
+def _httpx_error(
+    request: httpx.Request, exc: CRTError, *, reading_body: bool = False
+) -> httpx.TransportError:
+    """The httpx error a crt_async error stands for (a stream that fails while
+    the body is read is an ``httpx.ReadError``)."""
+    if reading_body and isinstance(exc, RemoteProtocolError):
+        return httpx.ReadError(str(exc), request=request)
+    for crt_error, httpx_error in _ERROR_MAP:
+        if isinstance(exc, crt_error):
+            return httpx_error(str(exc), request=request)
+    return httpx.TransportError(str(exc))
+
+
 @contextlib.contextmanager
 def _mapped_errors(request: httpx.Request, *, reading_body: bool = False) -> Iterator[None]:
-    """Raise crt_async errors as the matching httpx errors, keeping the cause.
-
-    A stream that fails while the body is read is an ``httpx.ReadError``.
-    """
+    """Raise crt_async errors as the matching httpx errors, keeping the cause."""
     try:
         yield
     except CRTError as exc:
-        if reading_body and isinstance(exc, RemoteProtocolError):
-            raise httpx.ReadError(str(exc), request=request) from exc
-        for crt_error, httpx_error in _ERROR_MAP:
-            if isinstance(exc, crt_error):
-                raise httpx_error(str(exc), request=request) from exc
-        raise httpx.TransportError(str(exc)) from exc
+        raise _httpx_error(request, exc, reading_body=reading_body) from exc
 
 
 def _timeout(request: httpx.Request) -> Timeout:
@@ -132,21 +138,28 @@ class _ResponseBody(httpx.AsyncByteStream):
     """
 
     def __init__(
-        self, request: httpx.Request, response: Response, stack: contextlib.AsyncExitStack
+        self,
+        request: httpx.Request,
+        response: Response,
+        context: AbstractAsyncContextManager[Response],
     ) -> None:
         self._request = request
         self._chunks = response.aiter_bytes()
-        self._stack = stack
+        self._context: AbstractAsyncContextManager[Response] | None = context
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
     async def __anext__(self) -> bytes:
-        with _mapped_errors(self._request, reading_body=True):
+        try:
             return await self._chunks.__anext__()
+        except CRTError as exc:
+            raise _httpx_error(self._request, exc, reading_body=True) from exc
 
     async def aclose(self) -> None:
-        await self._stack.aclose()
+        context, self._context = self._context, None
+        if context is not None:
+            await context.__aexit__(None, None, None)
 
 
 class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
@@ -255,27 +268,23 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         """Send ``request`` and return a response whose body streams from the CRT."""
         content = _request_content(request)
         for attempt in range(self._retries + 1):
-            stack = contextlib.AsyncExitStack()
+            context = self._pool.stream(
+                request.method,
+                str(request.url),
+                headers=request.headers.raw,
+                content=content,
+                timeout=_timeout(request),
+            )
             try:
-                with _mapped_errors(request):
-                    response = await stack.enter_async_context(
-                        self._pool.stream(
-                            request.method,
-                            str(request.url),
-                            headers=request.headers.raw,
-                            content=content,
-                            timeout=_timeout(request),
-                        )
-                    )
-            except (httpx.ConnectError, httpx.ConnectTimeout):
-                await stack.aclose()
-                if attempt == self._retries:
-                    raise
-                continue
-            except BaseException:
-                await stack.aclose()
-                raise
-            return _httpx_response(response, _ResponseBody(request, response, stack))
+                response = await context.__aenter__()
+            except CRTError as exc:
+                error = _httpx_error(request, exc)
+                if attempt < self._retries and isinstance(
+                    error, (httpx.ConnectError, httpx.ConnectTimeout)
+                ):
+                    continue
+                raise error from exc
+            return _httpx_response(response, _ResponseBody(request, response, context))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
