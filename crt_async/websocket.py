@@ -47,7 +47,6 @@ from ._websocket_protocol import (
     CLOSE,
     MAX_CONTROL_PAYLOAD,
     PING,
-    PROTOCOL_ERROR,
     TEXT,
     Message,
     Pings,
@@ -410,8 +409,8 @@ async def connect(
 
     Raises:
         HandshakeError: the server refused the upgrade (its ``status``,
-            ``headers`` and ``body`` are attached), or chose a subprotocol that
-            was not offered.
+            ``headers`` and ``body`` are attached), or its 101 response does not
+            fit the request (e.g. it chose a subprotocol that was not offered).
         ConnectError: refused, unreachable, DNS failure; ``TLSError`` for TLS.
         ConnectTimeout: ``connect_timeout`` expired.
         ValueError, TypeError: invalid arguments (before any I/O).
@@ -462,21 +461,20 @@ async def connect(
         assert setup.error is not None
         if setup.status is None:
             raise translate_crt_error(setup.error, connecting=True)
+        if setup.status == 101:
+            # The CRT checks the 101 response: Sec-WebSocket-Accept, and that a
+            # subprotocol in it was offered.
+            message = "the server's 101 response is not a valid upgrade for this request"
+        else:
+            message = f"the server refused the WebSocket upgrade with status {setup.status}"
         raise HandshakeError(
-            f"the server refused the WebSocket upgrade with status {setup.status}",
+            message,
             status=setup.status,
             headers=Headers(setup.headers),
             body=setup.body,
         ) from translate_crt_error(setup.error, connecting=True)
     websocket.response_headers = Headers(setup.headers)
     websocket.subprotocol = websocket.response_headers.get("sec-websocket-protocol")
-    if websocket.subprotocol is not None and websocket.subprotocol not in (subprotocols or ()):
-        await websocket.aclose(PROTOCOL_ERROR, "subprotocol not offered")
-        raise HandshakeError(
-            f"the server chose subprotocol {websocket.subprotocol!r}, which was not offered",
-            status=setup.status,
-            headers=websocket.response_headers,
-        )
     try:
         yield websocket
     finally:
