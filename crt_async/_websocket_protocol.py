@@ -274,8 +274,9 @@ class WebSocketProtocol:
     def on_shutdown(self, error: BaseException | None) -> None:
         """The connection is gone; no frame callback follows."""
         with self._lock:
+            if not self._ended():  # after the closing handshake the socket closing is no error
+                self._error = self._error or error
             self._shutdown = True
-            self._error = self._error or error
             self._end_reading()
             ring = self._ring()
         if ring:

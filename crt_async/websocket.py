@@ -20,6 +20,7 @@ reader) runs on the event loop, one loop callback per burst of frames.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
@@ -187,7 +188,9 @@ class WebSocket:
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one message: ``str`` as text (UTF-8), bytes-like as binary.
 
-        Returns once the CRT has written the whole frame to the socket.
+        Returns once the CRT has written the whole frame to the socket.  The
+        message is handed to the CRT whole before the first wait, so a
+        cancelled ``send()`` still sends it, never a part of it.
 
         Raises:
             TypeError: ``message`` is neither str nor bytes-like.
@@ -207,14 +210,31 @@ class WebSocket:
         await self._send_frame(opcode, payload)
 
     async def _send_frame(self, opcode: int, payload: bytes) -> None:
+        try:
+            await wait_future(self._hand_over(opcode, payload))
+        except Exception as exc:
+            raise self._closed_by(exc) from None
+
+    def _hand_over(self, opcode: int, payload: bytes) -> concurrent.futures.Future[None]:
+        """Give the CRT a frame to send; its future completes once it is written.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
         self._protocol.check_open()
         try:
-            await wait_future(_crt_websocket.send_frame(self._handle, opcode, payload))
+            return _crt_websocket.send_frame(self._handle, opcode, payload)
         except Exception as exc:
-            error = self._protocol.closed_error()
-            if error.__cause__ is None:
-                error.__cause__ = translate_crt_error(exc)
-            raise error from error.__cause__
+            raise self._closed_by(exc) from None
+
+    def _closed_by(self, exc: BaseException) -> ConnectionClosed:
+        """The ``ConnectionClosed`` for a frame the CRT refused or failed to send."""
+        if isinstance(exc, ConnectionClosed):
+            return exc
+        error = self._protocol.closed_error()
+        if error.__cause__ is None:
+            error.__cause__ = translate_crt_error(exc)
+        return error
 
     async def receive(self) -> Message:
         """Return the next complete message: ``str`` (text) or ``bytes`` (binary).
@@ -279,11 +299,10 @@ class WebSocket:
             raise TypeError(f"ping payload must be bytes or str, got {type(payload).__name__}")
         if len(data) > MAX_CONTROL_PAYLOAD:
             raise ValueError(f"ping payload is {len(data)} bytes; at most 125 are allowed")
-        self._protocol.check_open()
         waiter = _PingWaiter()
         self._pings.add(data, waiter)
         try:
-            self._send_quietly(PING, data)
+            self._hand_over(PING, data)
             await waiter.event.wait()
         except BaseException:
             self._pings.discard(waiter)
