@@ -4,8 +4,11 @@ on loopback, ws:// and wss://, under asyncio and trio; plus the protocol state w
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import urllib.parse
 import uuid
 
@@ -28,7 +31,7 @@ from crt_async._websocket_protocol import (
 )
 from crt_async.websocket import ConnectionClosed, HandshakeError
 
-from .conftest import WebSocketServer
+from .conftest import ROOT, WebSocketServer
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -464,6 +467,21 @@ async def test_a_refused_tcp_connection_raises_connect_error() -> None:
         with pytest.raises(ConnectError):
             async with websocket.connect(f"ws://127.0.0.1:{port}/"):
                 pass
+
+
+def test_the_websocket_example_runs_on_both_loops() -> None:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's crt_async
+    result = subprocess.run(
+        [sys.executable, "examples/websocket_echo.py"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "--- trio ---" in result.stdout
+    assert result.stdout.rstrip().endswith("OK")
 
 
 # -- the protocol state alone (no CRT, no loop) --------------------------------------------
