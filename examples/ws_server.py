@@ -29,6 +29,8 @@ connection is kept under ``NAME``, see :meth:`Server.wait_for`):
 ``/flood?count=N&size=B``
     Sends N binary messages of B bytes as fast as the client takes them; message i
     starts with i as 8 bytes big-endian.  ``sent`` counts the messages sent so far.
+``/drop``
+    Sends the text ``dropping`` and aborts the TCP connection (no close frame).
 ``/bad-utf8``
     Sends a text frame that is not UTF-8.
 ``/headers``
@@ -159,6 +161,9 @@ async def _route(
             await ws.send(index.to_bytes(8, "big") + bytes(size - 8))
             server.record(name, "sent", index + 1)
         await _echo(ws)
+    elif path == "/drop":
+        await ws.send("dropping")
+        ws.transport.abort()
     elif path == "/bad-utf8":
         await ws.send(b"ok \xff\xfe", text=True)
         await _echo(ws)

@@ -15,7 +15,7 @@ import uuid
 import anyio
 import pytest
 
-from crt_async import ConnectError, RemoteProtocolError, TLSConfig, websocket
+from crt_async import ConnectError, ConnectTimeout, RemoteProtocolError, TLSConfig, websocket
 from crt_async._websocket_protocol import (
     BINARY,
     CLOSE,
@@ -257,6 +257,47 @@ async def test_a_text_message_that_is_not_utf8_fails_the_connection(
     cause = caught.value.__cause__
     assert isinstance(cause, RemoteProtocolError)
     assert cause.crt_error_name == "AWS_ERROR_HTTP_WEBSOCKET_PROTOCOL_ERROR"
+
+
+@pytest.mark.anyio
+async def test_a_connection_lost_without_a_close_frame_is_closed_with_1006(
+    ws_server: WebSocketServer,
+) -> None:
+    async with websocket.connect(ws_server.ws_url + "/drop") as ws:
+        assert await ws.receive() == "dropping"
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.receive()
+    assert caught.value.code == ws.close_code == 1006
+    assert isinstance(caught.value.__cause__, RemoteProtocolError)
+
+
+@pytest.mark.anyio
+async def test_aclose_from_another_task_ends_a_waiting_receive(
+    ws_server: WebSocketServer,
+) -> None:
+    async with websocket.connect(ws_server.ws_url + "/echo") as ws:
+
+        async def close_soon() -> None:
+            await anyio.wait_all_tasks_blocked()
+            await ws.aclose(4005, "from elsewhere")
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(close_soon)
+                with pytest.raises(ConnectionClosed) as caught:
+                    await ws.receive()
+    assert caught.value.code == 4005
+
+
+@pytest.mark.anyio
+async def test_connect_timeout_bounds_a_handshake_the_server_never_answers() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()  # TCP connects (backlog), nobody ever answers the upgrade
+        port = listener.getsockname()[1]
+        with anyio.fail_after(5), pytest.raises(ConnectTimeout):
+            async with websocket.connect(f"ws://127.0.0.1:{port}/", connect_timeout=0.3):
+                pass
 
 
 @pytest.mark.anyio
