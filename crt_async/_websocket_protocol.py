@@ -255,6 +255,7 @@ class WebSocketProtocol:
         """The current frame is complete (or failed with ``error``)."""
         with self._lock:
             opcode = self._frame_opcode
+            finished: tuple[list[bytes], int, int, int] | None = None
             if error is not None:
                 self._error = self._error or error
                 ring = False
@@ -265,9 +266,19 @@ class WebSocketProtocol:
                 self._on_close_frame(bytes(self._control))
                 ring = self._ring()
             elif opcode < CLOSE and fin and not (self._frame_dropped or self._discard):
-                ring = self._complete_message() and self._ring()
+                finished = (
+                    self._partial,
+                    self._partial_opcode,
+                    self._partial_size,
+                    self._partial_size - self._partial_credited,
+                )
+                self._partial = []
+                self._partial_size = self._partial_credited = 0
+                ring = False
             else:
                 ring = False  # a ping (the CRT answers it), a fragment, dropped data
+        if finished is not None:
+            ring = self._queue_message(*finished)
         if ring:
             self._notify()
 
@@ -289,22 +300,25 @@ class WebSocketProtocol:
         self._rung = True
         return True
 
-    def _complete_message(self) -> bool:
-        """Move the message in progress to the queue (lock held); True to wake the reader."""
-        payload = self._partial[0] if len(self._partial) == 1 else b"".join(self._partial)
-        message: Message = payload
-        if self._partial_opcode == TEXT:
+    def _queue_message(self, parts: list[bytes], opcode: int, size: int, due: int) -> bool:
+        """Join (and decode) a finished message outside the lock, then queue it;
+        True to ring the loop.  Only the CRT thread of this connection gets here."""
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        message: Message | None = payload
+        if opcode == TEXT:
             try:
                 message = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                self._fail(INVALID_DATA, "text message is not valid UTF-8")
-                return True
-        self._messages.append(
-            (message, self._partial_size, self._partial_size - self._partial_credited)
-        )
-        self._partial = []
-        self._partial_size = self._partial_credited = 0
-        return self._reader_waiting
+            except UnicodeDecodeError:  # the CRT checks UTF-8 itself; never trust it blindly
+                message = None
+        with self._lock:
+            if message is None or self._discard:  # invalid, or we closed meanwhile
+                self._credit += due
+                self.buffered_bytes -= size
+                if message is None:
+                    self._fail(INVALID_DATA, "text message is not valid UTF-8")
+                return self._ring()
+            self._messages.append((message, size, due))
+            return self._reader_waiting and self._ring()
 
     def _on_close_frame(self, payload: bytes) -> None:
         try:
@@ -326,15 +340,15 @@ class WebSocketProtocol:
             self._close_sent = (code, reason)
             self._send_close = (code, reason)
         self._end_reading()
-        # What was received of the message in progress is dropped; complete
-        # messages that arrived before stay readable.
+
+    def _end_reading(self) -> None:
+        """Drop what arrives from now on, and the message in progress (lock held);
+        complete messages that arrived before stay readable."""
+        self._discard = True
         self._credit += self._partial_size - self._partial_credited
         self.buffered_bytes -= self._partial_size
         self._partial = []
         self._partial_size = self._partial_credited = 0
-
-    def _end_reading(self) -> None:
-        self._discard = True
 
     # -- loop side ---------------------------------------------------------------
 
@@ -409,12 +423,10 @@ class WebSocketProtocol:
             if send:
                 self._close_sent = (code, reason)
             self._end_reading()
-            self._credit += sum(due for _, _, due in self._messages)
+            for _, size, due in self._messages:
+                self._credit += due
+                self.buffered_bytes -= size
             self._messages.clear()
-            self._credit += self._partial_size - self._partial_credited
-            self._partial = []
-            self._partial_size = self._partial_credited = 0
-            self.buffered_bytes = 0
             credit = self._credit
             self._credit = 0
             return send, credit

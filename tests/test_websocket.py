@@ -613,6 +613,40 @@ def test_an_oversize_message_is_refused_at_its_header_and_its_payload_dropped() 
     assert caught.value.code == 1009
 
 
+def test_a_text_message_that_is_not_utf8_fails_with_1007() -> None:
+    protocol = WebSocketProtocol(max_message_size=10, read_window=100, notify=_Rings())
+    _frame(protocol, TEXT, b"ok \xff")
+    actions = protocol.take_actions()
+    assert actions.close_frame == (1007, "text message is not valid UTF-8")
+    assert actions.credit == 4
+    assert protocol.buffered_bytes == 0
+    with pytest.raises(ConnectionClosed) as caught:
+        protocol.next_message()
+    assert caught.value.code == 1007
+
+
+def test_a_close_frame_in_the_middle_of_a_message_drops_the_fragments() -> None:
+    protocol = WebSocketProtocol(max_message_size=10, read_window=100, notify=_Rings())
+    _frame(protocol, BINARY, b"part", fin=False)
+    assert protocol.buffered_bytes == 4
+    _frame(protocol, CLOSE, close_payload(1001, ""))
+    assert protocol.buffered_bytes == 0
+    assert protocol.take_actions().close_frame == (1001, "")
+
+
+def test_our_close_drops_unread_messages_and_gives_their_window_back() -> None:
+    protocol = WebSocketProtocol(max_message_size=10, read_window=100, notify=_Rings())
+    _frame(protocol, BINARY, b"12345")
+    _frame(protocol, TEXT, b"abc", fin=False)
+    assert protocol.begin_close(1000, "") == (True, 8)
+    assert protocol.begin_close(1000, "") == (False, 0)  # only one close frame
+    assert protocol.buffered_bytes == 0
+    _frame(protocol, BINARY, b"late")  # dropped, its window given back
+    assert protocol.take_actions().credit == 4
+    with pytest.raises(ConnectionClosed):
+        protocol.next_message()
+
+
 def test_a_close_frame_is_answered_with_its_code() -> None:
     protocol = WebSocketProtocol(max_message_size=10, read_window=100, notify=_Rings())
     _frame(protocol, CLOSE, close_payload(4000, "bye"))
