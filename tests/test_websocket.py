@@ -390,6 +390,31 @@ async def test_cancelled_sends_lose_nothing_and_cut_nothing_short(
 
 
 @pytest.mark.anyio
+async def test_cancellation_at_random_points_of_whole_sessions(
+    ws_server: WebSocketServer, scheme: str, crt_thread_errors: list[BaseException]
+) -> None:
+    rng = random.Random(10)
+    tls = _tls(ws_server, scheme)
+    opened: list[websocket.WebSocket] = []
+    for _ in range(20):
+        # Anywhere: connecting (wss: ~50 ms here), sending, receiving, pinging, closing.
+        with anyio.move_on_after(rng.uniform(0, 0.1)):
+            async with websocket.connect(_url(ws_server, scheme, "/echo"), tls=tls) as ws:
+                opened.append(ws)
+                for size in [10, 100_000, 1]:
+                    await ws.send(b"x" * size)
+                    assert await ws.receive() == b"x" * size
+                    await ws.ping()
+    assert opened
+    for ws in opened:  # every connection that opened was shut down when its block was left
+        assert ws._shut_down.is_set()
+    async with websocket.connect(_url(ws_server, scheme, "/echo"), tls=tls) as ws:
+        await ws.send("after all that")
+        assert await ws.receive() == "after all that"
+    assert crt_thread_errors == []
+
+
+@pytest.mark.anyio
 async def test_leaving_the_block_by_cancellation_still_closes_the_connection(
     ws_server: WebSocketServer,
 ) -> None:
