@@ -31,7 +31,7 @@ from crt_async._websocket_protocol import (
 )
 from crt_async.websocket import ConnectionClosed, HandshakeError
 
-from .conftest import ROOT, WebSocketServer
+from .conftest import ROOT, LocalServer, WebSocketServer
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -464,6 +464,18 @@ async def test_a_refused_handshake_carries_status_headers_and_body(
     assert error.status == 403
     assert error.headers["x-refused"] == "yes"
     assert error.body == b"refused"
+
+
+@pytest.mark.anyio
+async def test_wss_offers_only_http11_even_when_the_tls_config_offers_h2(
+    h2_server: LocalServer, tls: TLSConfig
+) -> None:
+    assert tls.alpn[0] == "h2"
+    url = h2_server.https_url.replace("https://", "wss://") + "/"
+    with pytest.raises(HandshakeError) as caught:  # the HTTP server has no WebSocket endpoint
+        async with websocket.connect(url, tls=tls):
+            pass
+    assert caught.value.headers["server"] == "hypercorn-h11"  # it answered over HTTP/1.1
 
 
 @pytest.mark.anyio
