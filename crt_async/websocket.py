@@ -207,13 +207,12 @@ class WebSocket:
             payload, opcode = bytes(message), BINARY
         else:
             raise TypeError(f"send() takes str or bytes, got {type(message).__name__}")
-        await self._send_frame(opcode, payload)
-
-    async def _send_frame(self, opcode: int, payload: bytes) -> None:
+        written = self._hand_over(opcode, payload)
         try:
-            await wait_future(self._hand_over(opcode, payload))
+            await wait_future(written)
         except Exception as exc:
-            raise self._closed_by(exc) from None
+            error = self._closed_by(exc)
+            raise error from error.__cause__
 
     def _hand_over(self, opcode: int, payload: bytes) -> concurrent.futures.Future[None]:
         """Give the CRT a frame to send; its future completes once it is written.
@@ -225,12 +224,11 @@ class WebSocket:
         try:
             return _crt_websocket.send_frame(self._handle, opcode, payload)
         except Exception as exc:
-            raise self._closed_by(exc) from None
+            error = self._closed_by(exc)
+            raise error from error.__cause__
 
     def _closed_by(self, exc: BaseException) -> ConnectionClosed:
         """The ``ConnectionClosed`` for a frame the CRT refused or failed to send."""
-        if isinstance(exc, ConnectionClosed):
-            return exc
         error = self._protocol.closed_error()
         if error.__cause__ is None:
             error.__cause__ = translate_crt_error(exc)

@@ -267,8 +267,11 @@ async def test_a_connection_lost_without_a_close_frame_is_closed_with_1006(
         assert await ws.receive() == "dropping"
         with pytest.raises(ConnectionClosed) as caught:
             await ws.receive()
-    assert caught.value.code == ws.close_code == 1006
+        with pytest.raises(ConnectionClosed) as refused:
+            await ws.send("anyone there?")
+    assert caught.value.code == ws.close_code == refused.value.code == 1006
     assert isinstance(caught.value.__cause__, RemoteProtocolError)
+    assert isinstance(refused.value.__cause__, RemoteProtocolError)
 
 
 @pytest.mark.anyio
