@@ -280,9 +280,9 @@ class WebSocket:
     async def ping(self, payload: bytes | str = b"") -> None:
         """Send a ping and return when the matching pong arrives.
 
-        A pong behind unread messages arrives only once they are read (the read
-        window holds it back with them).  Pings from the peer are answered
-        automatically (by the CRT).
+        While unread messages fill the read window the CRT reads nothing, so
+        the pong waits until the application reads them.  Pings from the peer
+        are answered automatically (by the CRT).
 
         Raises:
             ValueError: ``payload`` is longer than 125 bytes.
