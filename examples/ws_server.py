@@ -67,7 +67,7 @@ BINARY = bytes(range(256)) * 4
 
 
 def pattern(size: int) -> bytes:
-    """The ``size`` bytes ``/message`` sends: byte i is ``i % 251`` (ASCII 'a'-'z' for text)."""
+    """The ``size`` bytes ``/message`` sends: ASCII 'a' to 'z', repeated (valid as text too)."""
     return bytes(97 + i % 26 for i in range(size))
 
 
