@@ -68,7 +68,7 @@ BINARY = bytes(range(256)) * 4
 
 def pattern(size: int) -> bytes:
     """The ``size`` bytes ``/message`` sends: ASCII 'a' to 'z', repeated (valid as text too)."""
-    return bytes(97 + i % 26 for i in range(size))
+    return (b"abcdefghijklmnopqrstuvwxyz" * (size // 26 + 1))[:size]
 
 
 class Server:
