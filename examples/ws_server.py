@@ -12,7 +12,8 @@ The command line prints one JSON line once both listeners serve::
     {"ws_url": "ws://127.0.0.1:8765", "wss_url": "wss://127.0.0.1:8766", "ca_file": "..."}
 
 Endpoints (every one takes an optional ``?id=NAME``: what the server saw of that
-connection is kept under ``NAME``, see :meth:`Server.wait_for`):
+connection is kept under ``NAME``: ``open`` once the handshake is done, ``close`` once
+the connection has ended, see :meth:`Server.wait_for`):
 
 ``/echo``
     Sends every message straight back (text as text, binary as binary).
@@ -120,6 +121,7 @@ def _handler(server: Server) -> Any:
         url = urlsplit(ws.request.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         name = query.get("id")
+        server.record(name, "open", True)
         try:
             await _route(ws, url.path, query, server, name)
         except Exception as exc:  # the client went away: recorded below
