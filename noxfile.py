@@ -50,10 +50,16 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run every example; each starts the local HTTP/2 server it needs."""
+    """Run every example; each starts the local server it needs."""
     session.install("-e", ".[examples]")
     for example in EXAMPLES:
         session.run("python", f"examples/{example}")
 
 
-EXAMPLES = ("await_crt.py", "duplex_chat.py", "download.py", "httpx_client.py")
+EXAMPLES = (
+    "await_crt.py",
+    "duplex_chat.py",
+    "download.py",
+    "httpx_client.py",
+    "websocket_echo.py",
+)

@@ -3,7 +3,7 @@
 Makes the CRT's ``concurrent.futures.Future`` and ``threading.Event`` objects
 awaitable from asyncio and trio (through anyio), correctly under cancellation,
 and builds HTTP/1.1 and HTTP/2 on them: streamed bodies with backpressure and
-duplex HTTP/2 streams.
+duplex HTTP/2 streams.  WebSocket clients are in :mod:`crt_async.websocket`.
 """
 
 from ._client import USE_CLIENT_DEFAULT, Client
@@ -12,8 +12,10 @@ from ._duplex import DuplexStream
 from ._events import AwaitableEvent, wait_event
 from ._exceptions import (
     ConnectError,
+    ConnectionClosed,
     ConnectTimeout,
     CRTError,
+    HandshakeError,
     PoolTimeout,
     ReadTimeout,
     RemoteProtocolError,
@@ -44,9 +46,11 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "Connection",
+    "ConnectionClosed",
     "ConnectionPool",
     "Content",
     "DuplexStream",
+    "HandshakeError",
     "HeaderTypes",
     "Headers",
     "MockRequest",

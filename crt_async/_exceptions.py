@@ -5,13 +5,15 @@ Hierarchy::
     CRTError
     ├── ConnectError
     │   ├── TLSError
-    │   └── ConnectTimeout        (also a builtin TimeoutError)
+    │   ├── ConnectTimeout        (also a builtin TimeoutError)
+    │   └── HandshakeError        (WebSocket upgrade refused)
     ├── ReadTimeout               (also a builtin TimeoutError)
     ├── WriteTimeout              (also a builtin TimeoutError)
     ├── PoolTimeout               (also a builtin TimeoutError)
     ├── RemoteProtocolError
     ├── StreamClosedError
-    └── UnsupportedTransportError
+    ├── UnsupportedTransportError
+    └── ConnectionClosed          (WebSocket closed)
 
 Bad input is reported with the builtin ``ValueError`` / ``TypeError`` before it
 reaches the CRT.
@@ -19,7 +21,12 @@ reaches the CRT.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
+
+if TYPE_CHECKING:
+    from ._headers import Headers
 
 
 class CRTError(Exception):
@@ -84,6 +91,42 @@ class StreamClosedError(CRTError, anyio.ClosedResourceError):
 class UnsupportedTransportError(CRTError):
     """The transport (or connection) cannot do what was asked, e.g. duplex
     streaming over HTTP/1.1. Raised before any request work starts."""
+
+
+class HandshakeError(ConnectError):
+    """The server did not accept the WebSocket upgrade.
+
+    Attributes:
+        status: the HTTP status the server answered with (e.g. 403), or None if
+            no response arrived.
+        headers: the response headers (empty if no response arrived).
+        body: the response body, if the server sent one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None, headers: Headers, body: bytes = b""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class ConnectionClosed(CRTError):
+    """The WebSocket connection is closed (or closing): raised by ``receive()``,
+    ``send()`` and ``ping()`` once no more messages can pass.
+
+    Attributes:
+        code: the close code: the peer's, if it sent a close frame; else ours,
+            if we closed (or failed) the connection; else 1006 (closed without a
+            close frame).
+        reason: the close reason that came with ``code`` ("" if none).
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
 
 
 _CONNECT_TIMEOUT_ERRORS = frozenset({"AWS_IO_SOCKET_TIMEOUT"})

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 from h2_server import RunningServer, spawned  # noqa: E402
+from ws_server import Server as WebSocketServer  # noqa: E402
+from ws_server import running as ws_running  # noqa: E402
 
 
 @pytest.fixture(
@@ -36,6 +38,14 @@ def h2_server() -> Iterator[LocalServer]:
     """examples/h2_server.py in a subprocess: HTTP/2 and HTTP/1.1 over TLS (ALPN),
     plus a cleartext HTTP/1.1 port."""
     with spawned() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ws_server() -> Iterator[WebSocketServer]:
+    """examples/ws_server.py (the ``websockets`` library) in a background thread with its
+    own asyncio loop: ``ws://`` and ``wss://`` on loopback, endpoints listed in its docstring."""
+    with ws_running() as server:
         yield server
 
 
