@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._futures import wait_future
 from ._headers import _TOKEN, Headers, HeaderTypes, validate_headers, validate_target
-from ._loop import current_scheduler
+from ._loop import current_loop
 from ._timeouts import check_seconds
 from ._tls import TLSConfig
 from ._websocket_protocol import (
@@ -112,7 +112,7 @@ class WebSocket:
     """
 
     def __init__(self, *, max_message_size: int, read_window: int, close_timeout: float) -> None:
-        self._schedule = current_scheduler()
+        self._schedule = current_loop().call_soon
         self._protocol = WebSocketProtocol(
             max_message_size=max_message_size, read_window=read_window, notify=self._notify
         )
