@@ -413,14 +413,7 @@ class Connection:
                 body = await response.aread()
         """
         timeouts = Timeout.coerce(timeout)
-        http2 = self.http_version == _crt.HTTP2
-        self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
-        try:
-            body = await prepare_body(content, http2=http2)
-            exchange, crt_stream = self._start_exchange(method, target, headers, body)
-        except BaseException:
-            self.stream_limits.stream_closed()
-            raise
+        exchange, crt_stream, body = await self._start_request(method, target, headers, content)
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(exchange.abandon)
             if body.chunks is not None:
@@ -430,8 +423,57 @@ class Connection:
             with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
                 head = await exchange.wait_head()
             response = Response(exchange, head, crt_stream, read_timeout=timeouts.read)
-            stack.callback(response._close)
+            stack.callback(response.close)
             yield response
+
+    async def _start_request(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        headers: HeaderTypes,
+        content: Content | None,
+    ) -> tuple[Exchange, Any, PreparedBody]:
+        """Count the stream, prepare the body and start the exchange (body not yet written)."""
+        self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
+        try:
+            body = await prepare_body(content, http2=self.http_version == _crt.HTTP2)
+            exchange, crt_stream = self._start_exchange(method, target, headers, body)
+        except BaseException:
+            self.stream_limits.stream_closed()
+            raise
+        return exchange, crt_stream, body
+
+    async def open(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> Response:
+        """Send a request and return the response once its head has arrived.
+
+        Like :meth:`stream`, for callers whose response outlives the calling
+        block (e.g. a library's response object): the caller must release it
+        with ``response.close()`` or ``await response.aclose()``.  A request
+        body iterable is written before the head is awaited (no helper task).
+
+        Raises:
+            as :meth:`stream`.
+        """
+        timeouts = Timeout.coerce(timeout)
+        exchange, crt_stream, body = await self._start_request(method, target, headers, content)
+        try:
+            if body.chunks is not None:
+                write_data = functools.partial(_crt.write_data, crt_stream)
+                await _write_chunks(write_data, body.chunks, exchange, timeouts.write)
+            with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
+                head = await exchange.wait_head()
+        except BaseException:
+            exchange.abandon()
+            raise
+        return Response(exchange, head, crt_stream, read_timeout=timeouts.read)
 
     @contextlib.asynccontextmanager
     async def duplex(

@@ -23,8 +23,7 @@ import contextlib
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -69,6 +68,11 @@ def split_url(url: str) -> tuple[Origin, str]:
     if parts.query:
         target = f"{target}?{parts.query}"
     return origin, target
+
+
+def _replayable(content: Content | None) -> bool:
+    """Whether a request body can be sent a second time."""
+    return content is None or isinstance(content, (bytes, bytearray, memoryview))
 
 
 @dataclass(frozen=True)
@@ -331,17 +335,45 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
         async with contextlib.AsyncExitStack() as stack:
             yield await self._enter(
-                stack,
                 origin,
                 timeouts,
-                replayable,
-                lambda connection: connection.stream(
-                    method, target, headers=headers, content=content, timeout=timeouts
+                _replayable(content),
+                lambda connection: stack.enter_async_context(
+                    connection.stream(
+                        method, target, headers=headers, content=content, timeout=timeouts
+                    )
                 ),
             )
+
+    async def open(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> Response:
+        """Send a request on a pooled connection; return the response once its head arrived.
+
+        Like ``Connection.open()``, with an absolute URL: the caller releases
+        the response with ``response.close()`` or ``await response.aclose()``.
+
+        Raises:
+            as :meth:`stream`.
+        """
+        origin, target = split_url(url)
+        timeouts = Timeout.coerce(timeout)
+        return await self._enter(
+            origin,
+            timeouts,
+            _replayable(content),
+            lambda connection: connection.open(
+                method, target, headers=headers, content=content, timeout=timeouts
+            ),
+        )
 
     @contextlib.asynccontextmanager
     async def duplex(
@@ -362,30 +394,28 @@ class ConnectionPool(_PoolCore):
         timeouts = Timeout.coerce(timeout)
         async with contextlib.AsyncExitStack() as stack:
             yield await self._enter(
-                stack,
                 origin,
                 timeouts,
                 True,
-                lambda connection: connection.duplex(
-                    method, target, headers=headers, timeout=timeouts
+                lambda connection: stack.enter_async_context(
+                    connection.duplex(method, target, headers=headers, timeout=timeouts)
                 ),
             )
 
     async def _enter(
         self,
-        stack: contextlib.AsyncExitStack,
         origin: Origin,
         timeouts: Timeout,
         replayable: bool,
-        open_stream: Callable[[Connection], AbstractAsyncContextManager[T]],
+        open_stream: Callable[[Connection], Awaitable[T]],
     ) -> T:
-        """Acquire a connection and enter ``open_stream`` on it, retrying once when safe."""
+        """Acquire a connection and open a stream on it, retrying once when safe."""
         for attempt in (1, 2):
             pooled = await self._acquire(origin, timeouts)
             # No await between choosing the connection and entering the stream, which
             # counts itself at once: the choice cannot be invalidated in between.
             try:
-                return await stack.enter_async_context(open_stream(pooled.connection))
+                return await open_stream(pooled.connection)
             except CRTError as error:
                 if not self._may_retry(error, pooled, replayable, attempt):
                     raise
@@ -507,7 +537,7 @@ class BlockingConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
+        replayable = _replayable(content)
         for attempt in (1, 2):
             pooled = self._acquire(origin, timeouts)
             try:

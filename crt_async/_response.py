@@ -110,12 +110,31 @@ class Response:
             self._content = b"".join([chunk async for chunk in _BodyIterator(self)])
         return self._content
 
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return up to ``max_bytes`` of the body as soon as any has arrived; ``b""`` at the end.
+
+        Only what is returned is taken from the stream's buffer, so reading a
+        large body in fixed pieces keeps the flow-control window (and memory) bounded.
+
+        Raises:
+            ValueError: ``max_bytes`` is not a positive int.
+            RemoteProtocolError, ReadTimeout, StreamClosedError: as :meth:`aiter_bytes`.
+        """
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        if self._closed:
+            raise StreamClosedError("the response is closed")
+        with fail_after(self._read_timeout, ReadTimeout, "no response data in time"):
+            return await self._exchange.receive(max_bytes)
+
     async def aclose(self) -> None:
         """Release the stream.  An unread rest of the body is discarded
         (see "Abandoned streams" in the README)."""
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Like :meth:`aclose`, without awaiting: for synchronous cleanup code
+        (e.g. a response handed to a library whose ``close()`` is synchronous)."""
         if not self._closed:
             self._closed = True
             self._exchange.abandon()
@@ -128,7 +147,7 @@ class Response:
                 stacklevel=1,
                 source=self,
             )
-            self._close()
+            self.close()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.http_version}]>"
@@ -147,11 +166,7 @@ class _BodyIterator:
         return self
 
     async def __anext__(self) -> bytes:
-        response = self._response
-        if response._closed:
-            raise StreamClosedError("the response is closed")
-        with fail_after(response._read_timeout, ReadTimeout, "no response data in time"):
-            chunk = await response._exchange.receive(READ_ALL)
+        chunk = await self._response.receive(READ_ALL)
         if not chunk:
             raise StopAsyncIteration
         return chunk
