@@ -363,12 +363,14 @@ class CRTRawResponse:
     Attributes:
         url: the request URL.
         status: the status code.
+        http_version: ``"HTTP/2"`` or ``"HTTP/1.1"``.
         content: the body stream.
     """
 
     def __init__(self, url: str, response: Response) -> None:
         self.url = url
         self.status = response.status
+        self.http_version = response.http_version
         self.content = CRTStreamReader(self)
         self._response = response
         self._eof = False
