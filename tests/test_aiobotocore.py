@@ -160,7 +160,8 @@ async def test_streaming_get_object_in_pieces(s3: Any, bucket: str) -> None:
         chunks = [chunk async for chunk in body.iter_chunks(256 * 1024)]
     assert b"".join(chunks) == data
     raw = response["Body"].raw_stream
-    assert raw.content.at_eof() and raw.closed
+    assert raw.content.at_eof()
+    assert raw.closed
 
     response = await s3.get_object(Bucket=bucket, Key="big", Range="bytes=10-19")
     async with response["Body"] as body:
@@ -413,7 +414,9 @@ async def test_a_missing_ca_bundle_fails_when_the_client_opens(
             pass
 
 
-async def test_a_proxy_is_refused_not_bypassed(session_cls: type[CRTSession], moto_url: str) -> None:
+async def test_a_proxy_is_refused_not_bypassed(
+    session_cls: type[CRTSession], moto_url: str
+) -> None:
     async with s3_client(session_cls, moto_url, proxies={"http": "http://127.0.0.1:9"}) as s3:
         with pytest.raises(NotImplementedError, match="proxy"):
             await s3.list_buckets()
