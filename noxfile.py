@@ -35,7 +35,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
-    session.install(*TYPECHECK_TOOLS, "-e", ".[trio,httpx]")
+    session.install(*TYPECHECK_TOOLS, "-e", ".[trio,httpx,aiobotocore]")
     session.run("mypy", "--strict", "crt_async")
 
 
@@ -56,4 +56,10 @@ def demo(session: nox.Session) -> None:
         session.run("python", f"examples/{example}")
 
 
-EXAMPLES = ("await_crt.py", "duplex_chat.py", "download.py", "httpx_client.py")
+EXAMPLES = (
+    "await_crt.py",
+    "duplex_chat.py",
+    "download.py",
+    "httpx_client.py",
+    "aiobotocore_s3.py",
+)
