@@ -390,13 +390,17 @@ class CRTRawResponse:
             self.close()
         return data
 
+    async def _read_rest(self) -> bytes:
+        """The rest of the body (crt_async errors)."""
+        chunks = []
+        while chunk := await self._receive(READ_ALL):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _read_body(self) -> bytes:
-        """The whole (rest of the) body, kept for later calls (crt_async errors)."""
+        """The (rest of the) body, kept for later calls (crt_async errors)."""
         if self._body is None:
-            chunks = []
-            while chunk := await self._receive(READ_ALL):
-                chunks.append(chunk)
-            self._body = b"".join(chunks)
+            self._body = await self._read_rest()
         return self._body
 
     async def read(self) -> bytes:
@@ -428,7 +432,7 @@ class CRTStreamReader:
         rest); ``b""`` at the end."""
         with _streaming_errors(self._raw.url):
             if n < 0:
-                return await self._raw._read_body()
+                return await self._raw._read_rest()
             if n == 0:
                 return b""
             return await self._raw._receive(n)

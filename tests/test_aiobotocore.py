@@ -163,6 +163,13 @@ async def test_streaming_get_object_in_pieces(s3: Any, bucket: str) -> None:
     assert raw.content.at_eof()
     assert raw.closed
 
+    response = await s3.get_object(Bucket=bucket, Key="big")
+    async with response["Body"] as body:
+        head = await body.read(1000)
+        rest = await body.read()  # the rest, once
+        assert await body.read() == b""
+    assert head + rest == data
+
     response = await s3.get_object(Bucket=bucket, Key="big", Range="bytes=10-19")
     async with response["Body"] as body:
         assert await body.read() == data[10:20]
