@@ -84,6 +84,49 @@ def parse_origin(url: str) -> Origin:
     return Origin(scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme])
 
 
+class ProxyAddress(NamedTuple):
+    """An HTTP proxy: where it is and the Basic credentials it wants (if any)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+
+def parse_proxy(url: str) -> ProxyAddress:
+    """Parse ``http://[user:password@]host[:port]`` (port 80 by default).
+
+    Raises:
+        ValueError: another scheme (TLS to the proxy itself is not supported),
+            no host, an invalid port, or a path.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"proxy must be a str, got {type(url).__name__}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "http":
+        raise ValueError(
+            f"unsupported proxy URL {_masked(parts)!r}: only http:// proxies are supported"
+            " (https:// origins are tunnelled through them with CONNECT)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("invalid port in the proxy URL") from None
+    if not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(
+            f"a proxy URL is http://[user:password@]host[:port], got {_masked(parts)!r}"
+        )
+    username = None if parts.username is None else urllib.parse.unquote(parts.username)
+    password = None if parts.password is None else urllib.parse.unquote(parts.password)
+    return ProxyAddress(parts.hostname, 80 if port is None else port, username, password)
+
+
+def _masked(parts: urllib.parse.SplitResult) -> str:
+    """The URL without its credentials, for error messages."""
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 @functools.lru_cache(maxsize=1)
 def _default_tls() -> TLSConfig:
     return TLSConfig()
@@ -95,6 +138,7 @@ async def connect(
     tls: TLSConfig | None = None,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+    proxy: str | None = None,
 ) -> Connection:
     """Open one connection to the origin of ``url``.
 
@@ -114,9 +158,14 @@ async def connect(
             by the CRT's TLS library; this timeout still bounds the wait.
         max_receive_window: largest flow-control window per stream, in bytes:
             the most a stream ever buffers for a reader that does not keep up.
+        proxy: an HTTP proxy, ``http://[user:password@]host[:port]`` (Basic
+            authentication from the URL).  ``https://`` origins are tunnelled
+            through it (CONNECT, then TLS with the origin); ``http://`` requests
+            are forwarded by it.
 
     Raises:
-        ConnectError: refused, unreachable, DNS failure.
+        ConnectError: refused, unreachable, DNS failure (of the proxy too, or
+            the proxy refused the tunnel).
         TLSError: the TLS handshake failed.
         ConnectTimeout: ``connect_timeout`` expired.
         ValueError: an invalid URL or argument (before any I/O).
@@ -127,7 +176,7 @@ async def connect(
             print(conn.http_version)
     """
     origin, future, stream_limits = _start_connect(
-        url, tls, connect_timeout, max_receive_window, blocking=False
+        url, tls, connect_timeout, max_receive_window, proxy, blocking=False
     )
     try:
         with anyio.fail_after(connect_timeout):
@@ -145,13 +194,14 @@ def connect_sync(
     tls: TLSConfig | None = None,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+    proxy: str | None = None,
 ) -> Connection:
     """Like :func:`connect`, blocking the calling thread on the CRT's future (no event loop).
 
     The connection is for :meth:`Connection.open_blocking` only.
     """
     origin, future, stream_limits = _start_connect(
-        url, tls, connect_timeout, max_receive_window, blocking=True
+        url, tls, connect_timeout, max_receive_window, proxy, blocking=True
     )
     try:
         crt_connection = future.result(timeout=connect_timeout)
@@ -174,11 +224,13 @@ def _start_connect(
     tls: TLSConfig | None,
     connect_timeout: float | None,
     max_receive_window: int,
+    proxy: str | None,
     *,
     blocking: bool,
 ) -> tuple[Origin, concurrent.futures.Future[Any], _StreamLimits]:
     """Validate the arguments of a connect, then start it."""
     origin = parse_origin(url)
+    proxy_address = None if proxy is None else parse_proxy(proxy)
     check_seconds(connect_timeout, "connect_timeout")
     if not isinstance(max_receive_window, int) or not (
         INITIAL_RECEIVE_WINDOW <= max_receive_window <= _MAX_WINDOW_LIMIT
@@ -200,6 +252,7 @@ def _start_connect(
             origin.host,
             origin.port,
             tls_options=tls_options,
+            proxy=proxy_address,
             connect_timeout=connect_timeout,
             initial_window=INITIAL_RECEIVE_WINDOW,
             on_max_concurrent_streams=stream_limits.on_max_concurrent_streams,

@@ -38,6 +38,7 @@ from ._connection import (
     connect,
     connect_sync,
     parse_origin,
+    parse_proxy,
 )
 from ._duplex import DuplexStream
 from ._exceptions import CRTError, PoolTimeout, StreamClosedError
@@ -156,7 +157,10 @@ class _PoolCore:
         max_connections_per_origin: int,
         keepalive_expiry: float | None,
         max_receive_window: int,
+        proxy: str | None,
     ) -> None:
+        if proxy is not None:
+            parse_proxy(proxy)  # a bad proxy URL fails here, not at the first request
         if tls is not None and not isinstance(tls, TLSConfig):
             raise TypeError(f"tls must be a TLSConfig, got {type(tls).__name__}")
         limit = max_connections_per_origin
@@ -167,6 +171,7 @@ class _PoolCore:
         self._max_connections = max_connections_per_origin
         self._keepalive_expiry = keepalive_expiry
         self._max_receive_window = max_receive_window
+        self._proxy = proxy
         self._origins: dict[Origin, _OriginState] = {}
         self._closed = False
 
@@ -199,6 +204,7 @@ class _PoolCore:
             "tls": self._tls if origin.scheme == "https" else None,
             "connect_timeout": timeouts.connect,
             "max_receive_window": self._max_receive_window,
+            "proxy": self._proxy,
         }
 
     def _add(self, state: _OriginState, connection: Connection) -> _Pooled:
@@ -286,6 +292,11 @@ class ConnectionPool(_PoolCore):
         max_connections_per_origin: the most connections to one origin.
         keepalive_expiry: seconds an idle connection is kept (None: forever).
         max_receive_window: see :func:`connect`.
+        proxy: an HTTP proxy for every connection, ``http://[user:password@]host[:port]``
+            (see :func:`connect`).
+
+    Raises:
+        ValueError: an invalid limit or proxy URL.
 
     Example::
 
@@ -303,12 +314,14 @@ class ConnectionPool(_PoolCore):
         max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
         keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
         max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(
             tls=tls,
             max_connections_per_origin=max_connections_per_origin,
             keepalive_expiry=keepalive_expiry,
             max_receive_window=max_receive_window,
+            proxy=proxy,
         )
         self._loop: object = None  # the native loop (or trio token) of the first request
 
@@ -506,12 +519,14 @@ class BlockingConnectionPool(_PoolCore):
         max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
         keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
         max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(
             tls=tls,
             max_connections_per_origin=max_connections_per_origin,
             keepalive_expiry=keepalive_expiry,
             max_receive_window=max_receive_window,
+            proxy=proxy,
         )
         # Reentrant: a CRT callback can run synchronously in a thread holding it.
         self._condition = threading.Condition(threading.RLock())

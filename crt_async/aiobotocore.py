@@ -116,10 +116,14 @@ class CRTSession:
         verify: True (the system trust store: the CRT's default, not
             certifi's bundle), False (no verification), or the path of a CA
             bundle that replaces the system store.
-        proxies, proxies_config: botocore's proxy settings.  The CRT's Python
-            bindings support proxies but crt_async does not wire them yet: a
-            request that a proxy applies to raises ``NotImplementedError``
-            (it is never sent around the proxy).
+        proxies: botocore's proxies by URL scheme (from the config or the
+            ``HTTP(S)_PROXY`` environment): ``http://[user:password@]host[:port]``
+            proxies are used through the CRT's proxy support (Basic
+            authentication from the URL; ``https://`` requests tunnelled with
+            CONNECT, ``http://`` ones forwarded).  A proxy URL with another
+            scheme (TLS to the proxy itself) raises ``ValueError`` at the first
+            request it applies to, rather than being bypassed.
+        proxies_config: ignored (its settings concern TLS to the proxy).
         timeout: seconds, or a ``(connect, read)`` pair (botocore passes its
             ``connect_timeout`` and ``read_timeout``).  Connect covers TCP and
             TLS; read bounds the wait for the response head and for each piece
@@ -149,8 +153,9 @@ class CRTSession:
     retry logic retries them: TLS failure ``SSLError``; connect timeout (and
     pool timeout) ``ConnectTimeoutError``; read or write timeout
     ``ReadTimeoutError``; refused, unreachable or unknown host
-    ``EndpointConnectionError``; connection lost or stream reset
-    ``ConnectionClosedError``; anything else ``HTTPClientError``.  While a
+    ``EndpointConnectionError`` (``ProxyConnectionError`` when a proxy
+    applies); connection lost or stream reset ``ConnectionClosedError``;
+    anything else ``HTTPClientError``.  While a
     streamed body is read: ``AioReadTimeoutError`` and ``ResponseStreamingError``.
     """
 
@@ -195,21 +200,21 @@ class CRTSession:
             "max_connections_per_origin": max_pool_connections,
             "keepalive_expiry": connector_args.get("keepalive_timeout", DEFAULT_KEEPALIVE_EXPIRY),
         }
-        self._pool: ConnectionPool | None = None
+        self._tls: TLSConfig | None = None
+        self._pools: dict[str | None, ConnectionPool] = {}
 
-    def _new_pool(self) -> ConnectionPool:
-        """Build the pool and its TLS context (reads certificate files: off the loop)."""
-        tls = TLSConfig(
+    def _new_tls(self) -> TLSConfig:
+        return TLSConfig(
             ca_file=None if isinstance(self._verify, bool) else self._verify,
             verify=self._verify if isinstance(self._verify, bool) else True,
             cert_file=self._cert_file,
             key_file=self._key_file,
         )
-        return ConnectionPool(tls=tls, **self._pool_options)
 
     async def __aenter__(self) -> CRTSession:
-        if self._pool is None:
-            self._pool = await anyio.to_thread.run_sync(self._new_pool)
+        if self._tls is None:
+            # Building the TLS context reads certificate files: off the event loop.
+            self._tls = await anyio.to_thread.run_sync(self._new_tls)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -217,9 +222,21 @@ class CRTSession:
 
     async def close(self) -> None:
         """Close every pooled connection (idempotent)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
+        pools = list(self._pools.values())
+        self._pools.clear()
+        self._tls = None
+        for pool in pools:
             await pool.aclose()
+
+    def _pool(self, proxy_url: str | None) -> ConnectionPool:
+        """The pool for requests through ``proxy_url`` (None: direct)."""
+        if self._tls is None:
+            raise RuntimeError("the session is not open: use 'async with session' first")
+        pool = self._pools.get(proxy_url)
+        if pool is None:
+            pool = ConnectionPool(tls=self._tls, proxy=proxy_url, **self._pool_options)
+            self._pools[proxy_url] = pool
+        return pool
 
     def _request_timeout(self, request: Any) -> Timeout:
         context = getattr(request, "context", None) or {}
@@ -241,18 +258,11 @@ class CRTSession:
         Raises:
             botocore exceptions, as described in the class docstring.
             RuntimeError: the session has not been entered (or was closed).
-            NotImplementedError: a proxy applies to the request's URL.
+            ValueError: the proxy for the URL's scheme is not an ``http://`` URL.
         """
-        if self._pool is None:
-            raise RuntimeError("the CRTSession is not open: use 'async with session' first")
         url: str = request.url
-        proxy_url = self._proxy_config.proxy_url_for(url)
-        if proxy_url:
-            raise NotImplementedError(
-                f"crt_async cannot send through a proxy yet ({mask_proxy_url(proxy_url)} is"
-                f" configured for {url.split(':', 1)[0]}://): unset it (or add the host to"
-                " NO_PROXY), or use aiobotocore's own session"
-            )
+        proxy_url: str | None = self._proxy_config.proxy_url_for(url) or None
+        pool = self._pool(proxy_url)
         headers = [
             (name, value)
             for name, value in request.headers.items()
@@ -260,7 +270,7 @@ class CRTSession:
         ]
         headers.append(("accept-encoding", "identity"))  # botocore issue 1255, as aiobotocore
         try:
-            response = await self._pool.open(
+            response = await pool.open(
                 request.method,
                 url,
                 headers=headers,

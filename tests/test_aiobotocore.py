@@ -11,6 +11,7 @@ Every test runs in three flavours (the ``flavour`` fixture sets ``anyio_backend`
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -30,6 +31,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     EndpointConnectionError,
+    ProxyConnectionError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
@@ -421,11 +423,97 @@ async def test_a_missing_ca_bundle_fails_when_the_client_opens(
             pass
 
 
-async def test_a_proxy_is_refused_not_bypassed(
+# -- proxies ----------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def http_proxy(seen: list[tuple[str, str, str | None]]) -> AsyncIterator[str]:
+    """A purpose-built HTTP proxy: tunnels CONNECT to loopback ports; answers forwarded
+    requests itself with an empty 200 (as an S3 HeadBucket would be answered).  Records
+    every request line and its Proxy-Authorization header in ``seen``."""
+
+    async def pipe(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            async for data in source:
+                await sink.send(data)
+            await sink.send_eof()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        while True:
+            head, _, rest = (await read_request_head(stream)).partition(b"\r\n\r\n")
+            request_line, *lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = request_line.split(" ", 2)
+            fields = dict(line.split(": ", 1) for line in lines)
+            seen.append((method, target, fields.get("Proxy-Authorization")))
+            if method != "CONNECT":
+                await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                continue
+            host, port = target.rsplit(":", 1)
+            assert host == "127.0.0.1"
+            async with await anyio.connect_tcp(host, int(port)) as upstream:
+                await stream.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if rest:
+                    await upstream.send(rest)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pipe, stream, upstream)
+                    tg.start_soon(pipe, upstream, stream)
+            return
+
+    async with raw_server(handle) as url:
+        yield url.replace("http://", "http://user:p%40ss@")
+
+
+async def test_https_requests_are_tunnelled_through_an_http_proxy(
+    session_cls: type[CRTSession], h2_server: LocalServer
+) -> None:
+    seen: list[tuple[str, str, str | None]] = []
+    async with (
+        http_proxy(seen) as proxy,
+        s3_client(
+            session_cls,
+            h2_server.https_url,
+            verify=h2_server.ca_file,
+            proxies={"https": proxy},
+            s3={"addressing_style": "path"},
+        ) as s3,
+    ):
+        response = await s3.get_object(Bucket="bytes", Key="1000")
+        async with response["Body"] as body:
+            assert body.raw_stream.http_version == "HTTP/2"  # ALPN through the tunnel
+            assert await body.read() == bytes(range(251)) * 3 + bytes(range(247))
+    authority = h2_server.https_url.removeprefix("https://")
+    basic = "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert seen == [("CONNECT", authority, basic)]
+
+
+async def test_http_requests_are_forwarded_to_an_http_proxy(
+    session_cls: type[CRTSession],
+) -> None:
+    seen: list[tuple[str, str, str | None]] = []
+    origin = f"http://127.0.0.1:{closed_port()}"  # only the proxy can answer
+    async with (
+        http_proxy(seen) as proxy,
+        s3_client(session_cls, origin, proxies={"http": proxy}) as s3,
+    ):
+        await s3.head_bucket(Bucket="some-bucket")
+    basic = "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert seen == [("HEAD", f"{origin}/some-bucket", basic)]  # absolute-form target
+
+
+async def test_an_unreachable_proxy_is_a_proxy_connection_error(
     session_cls: type[CRTSession], moto_url: str
 ) -> None:
-    async with s3_client(session_cls, moto_url, proxies={"http": "http://127.0.0.1:9"}) as s3:
-        with pytest.raises(NotImplementedError, match="proxy"):
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    async with s3_client(session_cls, moto_url, proxies={"http": proxy}) as s3:
+        with pytest.raises(ProxyConnectionError):
+            await s3.list_buckets()
+
+
+async def test_a_tls_proxy_url_is_refused_not_bypassed(
+    session_cls: type[CRTSession], moto_url: str
+) -> None:
+    async with s3_client(session_cls, moto_url, proxies={"http": "https://127.0.0.1:9"}) as s3:
+        with pytest.raises(ValueError, match="only http:// proxies"):
             await s3.list_buckets()
 
 

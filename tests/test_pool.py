@@ -336,3 +336,18 @@ async def test_client_duplex_to_an_http1_origin_fails_before_anything_is_sent(
                 pytest.fail("a duplex stream was opened over HTTP/1.1")
         assert (await client.get("/")).status == 200
         assert nothing_in_use(await settled(client.transport))
+
+
+@pytest.mark.parametrize(
+    ("proxy", "message"),
+    [
+        ("https://127.0.0.1:3128", "only http:// proxies"),
+        ("socks5://127.0.0.1:1080", "only http:// proxies"),
+        ("http://127.0.0.1:3128/path", "a proxy URL is"),
+        ("http://:3128", "a proxy URL is"),
+        ("http://127.0.0.1:99999", "invalid port"),
+    ],
+)
+def test_a_bad_proxy_url_is_refused_when_the_pool_is_made(proxy: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ConnectionPool(proxy=proxy)
