@@ -53,13 +53,13 @@ def new_tls_context(
     ca_file: str | None,
     ca_data: bytes | None,
     verify: bool,
-    cert_file: str | None,
-    key_file: str | None,
+    cert_pem: bytes | None,
+    key_pem: bytes | None,
     alpn: Sequence[str],
 ) -> Any:
     """Build a ``ClientTlsContext`` (expensive: build once, share)."""
-    if cert_file is not None and key_file is not None:
-        options = crt_io.TlsContextOptions.create_client_with_mtls_from_path(cert_file, key_file)
+    if cert_pem is not None and key_pem is not None:
+        options = crt_io.TlsContextOptions.create_client_with_mtls(cert_pem, key_pem)
     else:
         options = crt_io.TlsContextOptions()
     if ca_file is not None:

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.server
 import json
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.abc
 import pytest
+import trustme
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import (
@@ -34,6 +38,7 @@ from botocore.exceptions import (
     ProxyConnectionError,
     ReadTimeoutError,
     ResponseStreamingError,
+    SSLError,
 )
 from moto.server import ThreadedMotoServer
 
@@ -268,6 +273,70 @@ async def test_https_with_a_ca_bundle_speaks_http2(
         async with response["Body"] as body:
             assert body.raw_stream.http_version == "HTTP/2"
             assert await body.read() == (bytes(range(251)) * 400)[:100000]
+
+
+class MutualTLSServer(NamedTuple):
+    url: str
+    ca_file: str
+    client_pem: str  # the client's certificate chain and key in one file
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutualTLSServer]:
+    """An HTTPS server (TLS 1.2, so a missing client certificate fails the handshake)
+    that requires a client certificate and answers every HEAD with an empty 200."""
+    ca = trustme.CA()
+    directory = tmp_path_factory.mktemp("mtls")
+    ca_file, client_pem = str(directory / "ca.pem"), str(directory / "client.pem")
+    ca.cert_pem.write_to_path(ca_file)
+    ca.issue_cert("client@example.com").private_key_and_cert_chain_pem.write_to_path(client_pem)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield MutualTLSServer(f"https://127.0.0.1:{server.server_address[1]}", ca_file, client_pem)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_a_client_certificate_is_presented(
+    session_cls: type[CRTSession], mutual_tls_server: MutualTLSServer
+) -> None:
+    server = mutual_tls_server
+    async with s3_client(
+        session_cls, server.url, verify=server.ca_file, client_cert=server.client_pem
+    ) as s3:
+        response = await s3.head_bucket(Bucket="some-bucket")
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+async def test_a_failed_tls_handshake_is_an_ssl_error(
+    session_cls: type[CRTSession], mutual_tls_server: MutualTLSServer
+) -> None:
+    server = mutual_tls_server
+    async with s3_client(session_cls, server.url, verify=server.ca_file) as s3:
+        with pytest.raises(SSLError):  # no client certificate: the server refuses
+            await s3.head_bucket(Bucket="some-bucket")
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
