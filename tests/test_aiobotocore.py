@@ -191,6 +191,23 @@ async def test_a_streamed_body_closed_early_releases_its_stream(s3: Any, bucket:
     assert await get_bytes(s3, bucket, "big") == bytes(5 * MIB)  # the client goes on
 
 
+async def test_an_event_stream_is_read_through_iter_chunks(s3: Any, bucket: str) -> None:
+    await s3.put_object(Bucket=bucket, Key="data.csv", Body=b"name,n\na,1\nb,2\n")
+    response = await s3.select_object_content(
+        Bucket=bucket,
+        Key="data.csv",
+        Expression="SELECT * FROM S3Object s",
+        ExpressionType="SQL",
+        InputSerialization={"CSV": {"FileHeaderInfo": "USE"}},
+        OutputSerialization={"JSON": {}},
+    )
+    events = [event async for event in response["Payload"]]
+    records = b"".join(event["Records"]["Payload"] for event in events if "Records" in event)
+    assert records.startswith(b'{"name":"a","n":"1"}\n{"name":"b","n":"2"}\n')
+    assert "End" in events[-1]
+    assert response["Payload"]._raw_stream.closed
+
+
 async def test_head_object_and_a_missing_key(s3: Any, bucket: str) -> None:
     await s3.put_object(Bucket=bucket, Key="k", Body=b"12345", ContentType="text/plain")
     head = await s3.head_object(Bucket=bucket, Key="k")
@@ -424,6 +441,24 @@ async def test_a_stalling_server_is_a_read_timeout_within_2_s(
         await anyio.sleep_forever()
 
     async with raw_server(stall) as url, s3_client(session_cls, url, read_timeout=1) as s3:
+        start = time.monotonic()
+        with anyio.fail_after(10), pytest.raises(ReadTimeoutError):
+            await s3.head_bucket(Bucket="some-bucket")
+        assert time.monotonic() - start < 2
+
+
+async def test_a_request_read_timeout_overrides_the_clients(
+    session_cls: type[CRTSession],
+) -> None:
+    async def stall(stream: anyio.abc.SocketStream) -> None:
+        await read_request_head(stream)
+        await anyio.sleep_forever()
+
+    def short_read_timeout(context: dict[str, Any], **_: object) -> None:
+        context["read_timeout"] = 1  # as botocore handlers do for long-polling calls
+
+    async with raw_server(stall) as url, s3_client(session_cls, url, read_timeout=30) as s3:
+        s3.meta.events.register("before-call.s3.HeadBucket", short_read_timeout)
         start = time.monotonic()
         with anyio.fail_after(10), pytest.raises(ReadTimeoutError):
             await s3.head_bucket(Bucket="some-bucket")
