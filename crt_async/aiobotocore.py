@@ -133,21 +133,20 @@ class CRTSession:
         socket_options: ignored (as by aiobotocore's own sessions).
         client_cert: client certificate for mutual TLS: a PEM file holding
             certificate and key, or a ``(certificate, key)`` pair of paths.
-        connector_args: ``keepalive_timeout`` (idle seconds a connection is
-            kept; aiobotocore passes 12 s by default; None: forever),
-            ``write_timeout`` (each piece of a request body; default: the read
-            timeout) and ``pool_timeout`` (waiting for a
-            free connection; default: no limit) are honoured;
-            ``use_dns_cache``, ``ttl_dns_cache``, ``force_close``, ``resolver``
-            and ``socket_factory`` are ignored (the CRT resolves and caches
-            host names itself).
+        connector_args: honoured: ``keepalive_timeout`` (idle seconds a
+            connection is kept; aiobotocore passes 12 s by default; None:
+            forever), ``write_timeout`` (each piece of a request body; default:
+            the read timeout), ``pool_timeout`` (waiting for a free connection;
+            default: no limit).  Ignored: ``use_dns_cache``, ``ttl_dns_cache``,
+            ``force_close``, ``resolver``, ``socket_factory`` (the CRT resolves
+            and caches host names itself).
 
     Raises:
         TypeError: ``connector_args["ssl_context"]`` (the CRT does its own TLS:
             use ``verify`` / ``client_cert``), an unknown ``connector_args``
             key, or an argument of the wrong type.
-        ValueError: a CA bundle or certificate file that does not exist
-            (when the session is entered).
+        ValueError: (when the session is entered) a CA bundle or certificate
+            file that does not exist, or holds no certificate or key.
 
     Errors are raised as aiobotocore's own sessions raise them, so botocore's
     retry logic retries them: TLS failure ``SSLError``; connect timeout (and
@@ -155,8 +154,8 @@ class CRTSession:
     ``ReadTimeoutError``; refused, unreachable or unknown host
     ``EndpointConnectionError`` (``ProxyConnectionError`` when a proxy
     applies); connection lost or stream reset ``ConnectionClosedError``;
-    anything else ``HTTPClientError``.  While a
-    streamed body is read: ``AioReadTimeoutError`` and ``ResponseStreamingError``.
+    anything else ``HTTPClientError``.  While a streamed body (``get_object``,
+    an event stream) is read: ``AioReadTimeoutError`` and ``ResponseStreamingError``.
     """
 
     def __init__(

@@ -621,6 +621,14 @@ async def test_a_tls_proxy_url_is_refused_not_bypassed(
             await s3.list_buckets()
 
 
+def test_importing_crt_async_does_not_import_aiobotocore() -> None:
+    code = (
+        "import sys, crt_async; assert not {'aiobotocore', 'botocore'} & set(sys.modules),"
+        " 'aiobotocore was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 async def test_close_is_idempotent(session_cls: type[CRTSession], moto_url: str) -> None:
     session = session_cls(timeout=(5, 5))
     async with session:
