@@ -35,7 +35,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
-    session.install(*TYPECHECK_TOOLS, "-e", ".[trio,httpx]")
+    session.install(*TYPECHECK_TOOLS, "-e", ".[trio,httpx,aiobotocore]")
     session.run("mypy", "--strict", "crt_async")
 
 
@@ -62,4 +62,5 @@ EXAMPLES = (
     "download.py",
     "httpx_client.py",
     "websocket_echo.py",
+    "aiobotocore_s3.py",
 )

@@ -86,6 +86,49 @@ def parse_origin(url: str) -> Origin:
     return Origin(scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme])
 
 
+class ProxyAddress(NamedTuple):
+    """An HTTP proxy: where it is and the Basic credentials it wants (if any)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+
+def parse_proxy(url: str) -> ProxyAddress:
+    """Parse ``http://[user:password@]host[:port]`` (port 80 by default).
+
+    Raises:
+        ValueError: another scheme (TLS to the proxy itself is not supported),
+            no host, an invalid port, or a path.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"proxy must be a str, got {type(url).__name__}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "http":
+        raise ValueError(
+            f"unsupported proxy URL {_masked(parts)!r}: only http:// proxies are supported"
+            " (https:// origins are tunnelled through them with CONNECT)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("invalid port in the proxy URL") from None
+    if not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(
+            f"a proxy URL is http://[user:password@]host[:port], got {_masked(parts)!r}"
+        )
+    username = None if parts.username is None else urllib.parse.unquote(parts.username)
+    password = None if parts.password is None else urllib.parse.unquote(parts.password)
+    return ProxyAddress(parts.hostname, 80 if port is None else port, username, password)
+
+
+def _masked(parts: urllib.parse.SplitResult) -> str:
+    """The URL without its credentials, for error messages."""
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 @functools.lru_cache(maxsize=1)
 def _default_tls() -> TLSConfig:
     return TLSConfig()
@@ -97,6 +140,7 @@ async def connect(
     tls: TLSConfig | None = None,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+    proxy: str | None = None,
 ) -> Connection:
     """Open one connection to the origin of ``url``.
 
@@ -116,9 +160,14 @@ async def connect(
             by the CRT's TLS library; this timeout still bounds the wait.
         max_receive_window: largest flow-control window per stream, in bytes:
             the most a stream ever buffers for a reader that does not keep up.
+        proxy: an HTTP proxy, ``http://[user:password@]host[:port]`` (Basic
+            authentication from the URL).  ``https://`` origins are tunnelled
+            through it (CONNECT, then TLS with the origin); ``http://`` requests
+            are forwarded by it.
 
     Raises:
-        ConnectError: refused, unreachable, DNS failure.
+        ConnectError: refused, unreachable, DNS failure (of the proxy too, or
+            the proxy refused the tunnel).
         TLSError: the TLS handshake failed.
         ConnectTimeout: ``connect_timeout`` expired.
         ValueError: an invalid URL or argument (before any I/O).
@@ -129,7 +178,7 @@ async def connect(
             print(conn.http_version)
     """
     origin, future, stream_limits = _start_connect(
-        url, tls, connect_timeout, max_receive_window, blocking=False
+        url, tls, connect_timeout, max_receive_window, proxy, blocking=False
     )
     try:
         with anyio.fail_after(connect_timeout):
@@ -147,13 +196,14 @@ def connect_sync(
     tls: TLSConfig | None = None,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+    proxy: str | None = None,
 ) -> Connection:
     """Like :func:`connect`, blocking the calling thread on the CRT's future (no event loop).
 
     The connection is for :meth:`Connection.open_blocking` only.
     """
     origin, future, stream_limits = _start_connect(
-        url, tls, connect_timeout, max_receive_window, blocking=True
+        url, tls, connect_timeout, max_receive_window, proxy, blocking=True
     )
     try:
         crt_connection = future.result(timeout=connect_timeout)
@@ -176,11 +226,13 @@ def _start_connect(
     tls: TLSConfig | None,
     connect_timeout: float | None,
     max_receive_window: int,
+    proxy: str | None,
     *,
     blocking: bool,
 ) -> tuple[Origin, concurrent.futures.Future[Any], _StreamLimits]:
     """Validate the arguments of a connect, then start it."""
     origin = parse_origin(url)
+    proxy_address = None if proxy is None else parse_proxy(proxy)
     check_seconds(connect_timeout, "connect_timeout")
     if not isinstance(max_receive_window, int) or not (
         INITIAL_RECEIVE_WINDOW <= max_receive_window <= _MAX_WINDOW_LIMIT
@@ -202,6 +254,7 @@ def _start_connect(
             origin.host,
             origin.port,
             tls_options=tls_options,
+            proxy=proxy_address,
             connect_timeout=connect_timeout,
             initial_window=INITIAL_RECEIVE_WINDOW,
             on_max_concurrent_streams=stream_limits.on_max_concurrent_streams,
@@ -419,6 +472,55 @@ class Connection:
         """
         return _ResponseContext(self, method, target, headers, content, Timeout.coerce(timeout))
 
+    async def _start_request(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        headers: HeaderTypes,
+        content: Content | None,
+    ) -> tuple[Exchange, Any, PreparedBody]:
+        """Count the stream, prepare the body and start the exchange (body not yet written)."""
+        self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
+        try:
+            body = await prepare_body(content, http2=self.http_version == _crt.HTTP2)
+            exchange, crt_stream = self._start_exchange(method, target, headers, body)
+        except BaseException:
+            self.stream_limits.stream_closed()
+            raise
+        return exchange, crt_stream, body
+
+    async def open(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> Response:
+        """Send a request and return the response once its head has arrived.
+
+        Like :meth:`stream`, for callers whose response outlives the calling
+        block (e.g. a library's response object): the caller must release it
+        with ``response.close()`` or ``await response.aclose()``.  A request
+        body iterable is written before the head is awaited (no helper task).
+
+        Raises:
+            as :meth:`stream`.
+        """
+        timeouts = Timeout.coerce(timeout)
+        exchange, crt_stream, body = await self._start_request(method, target, headers, content)
+        try:
+            if body.chunks is not None:
+                write_data = functools.partial(_crt.write_data, crt_stream)
+                await _write_chunks(write_data, body.chunks, exchange, timeouts.write)
+            with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
+                head = await exchange.wait_head()
+        except BaseException:
+            exchange.abandon()
+            raise
+        return Response(exchange, head, crt_stream, read_timeout=timeouts.read)
+
     @contextlib.asynccontextmanager
     async def duplex(
         self,
@@ -575,17 +677,9 @@ class _ResponseContext:
         self._writer: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Response:
-        connection = self._connection
-        limits = connection.stream_limits
-        limits.stream_opened()  # before any await: a pool's choice stays valid
-        try:
-            body = await prepare_body(self._content, http2=connection.http_version == _crt.HTTP2)
-            exchange, crt_stream = connection._start_exchange(
-                self._method, self._target, self._headers, body
-            )
-        except BaseException:
-            limits.stream_closed()
-            raise
+        exchange, crt_stream, body = await self._connection._start_request(
+            self._method, self._target, self._headers, self._content
+        )
         read_timeout = self._timeouts.read
         try:
             if body.chunks is not None:
@@ -610,7 +704,7 @@ class _ResponseContext:
         traceback: TracebackType | None,
     ) -> None:
         assert self._response is not None
-        self._response._close()
+        self._response.close()
         await self._stop_writer(exc_type, exc, traceback)
 
     async def _stop_writer(

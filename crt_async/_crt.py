@@ -13,13 +13,16 @@ import functools
 import io
 import re
 from collections.abc import Sequence
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from awscrt import exceptions as crt_exceptions
 from awscrt import http as crt_http
 from awscrt import io as crt_io
 
 from ._exchange import Exchange
+
+if TYPE_CHECKING:
+    from ._connection import ProxyAddress
 
 __all__ = [
     "HTTP2",
@@ -50,13 +53,13 @@ def new_tls_context(
     ca_file: str | None,
     ca_data: bytes | None,
     verify: bool,
-    cert_file: str | None,
-    key_file: str | None,
+    cert_pem: bytes | None,
+    key_pem: bytes | None,
     alpn: Sequence[str],
 ) -> Any:
     """Build a ``ClientTlsContext`` (expensive: build once, share)."""
-    if cert_file is not None and key_file is not None:
-        options = crt_io.TlsContextOptions.create_client_with_mtls_from_path(cert_file, key_file)
+    if cert_pem is not None and key_pem is not None:
+        options = crt_io.TlsContextOptions.create_client_with_mtls(cert_pem, key_pem)
     else:
         options = crt_io.TlsContextOptions()
     if ca_file is not None:
@@ -83,6 +86,7 @@ def open_connection(
     connect_timeout: float | None,
     initial_window: int,
     on_max_concurrent_streams: Callable[[int], None],
+    proxy: ProxyAddress | None = None,
 ) -> concurrent.futures.Future[CRTConnection]:
     """Start connecting; the future resolves to an HTTP/1.1 or HTTP/2 connection
     (ALPN decides), with manual flow-control windows on every stream.
@@ -95,6 +99,9 @@ def open_connection(
     fails on HTTP/1.1, ``HttpClientConnection.new`` has no settings callback),
     so this uses the private ``_generic_new`` behind both; awscrt is pinned to
     0.38.x and ``tests/test_pool.py`` guards it.
+
+    Through a ``proxy`` the CRT forwards cleartext requests and tunnels TLS
+    ones (CONNECT), with Basic authentication when the proxy has credentials.
     """
     socket_options = crt_io.SocketOptions()
     if connect_timeout is not None:
@@ -118,6 +125,7 @@ def open_connection(
             port,
             socket_options=socket_options,
             tls_connection_options=tls_options,
+            proxy_options=None if proxy is None else _proxy_options(proxy),
             expected_version=None,
             on_remote_settings_changed=on_settings,
             manual_window_management=True,
@@ -125,6 +133,20 @@ def open_connection(
         )
     )
     return future
+
+
+def _proxy_options(proxy: ProxyAddress) -> Any:
+    basic = proxy.username is not None
+    return crt_http.HttpProxyOptions(
+        proxy.host,
+        proxy.port,
+        auth_type=crt_http.HttpProxyAuthenticationType.Basic
+        if basic
+        else crt_http.HttpProxyAuthenticationType.Nothing,
+        auth_username=proxy.username,
+        auth_password=(proxy.password or "") if basic else None,
+        connection_type=crt_http.HttpProxyConnectionType.Legacy,  # forward http, tunnel https
+    )
 
 
 def http_version(connection: CRTConnection) -> str:

@@ -176,7 +176,7 @@ class MockTransport:
             try:
                 yield response
             finally:
-                response._close()
+                response.close()
 
     @contextlib.asynccontextmanager
     async def duplex(

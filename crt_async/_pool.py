@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
@@ -39,6 +39,7 @@ from ._connection import (
     connect,
     connect_sync,
     parse_origin,
+    parse_proxy,
 )
 from ._duplex import DuplexStream
 from ._exceptions import CRTError, PoolTimeout, StreamClosedError
@@ -69,6 +70,11 @@ def split_url(url: str) -> tuple[Origin, str]:
     if parts.query:
         target = f"{target}?{parts.query}"
     return origin, target
+
+
+def _replayable(content: Content | None) -> bool:
+    """Whether a request body can be sent a second time."""
+    return content is None or isinstance(content, (bytes, bytearray, memoryview))
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,10 @@ class _PoolCore:
         max_connections_per_origin: int,
         keepalive_expiry: float | None,
         max_receive_window: int,
+        proxy: str | None,
     ) -> None:
+        if proxy is not None:
+            parse_proxy(proxy)  # a bad proxy URL fails here, not at the first request
         if tls is not None and not isinstance(tls, TLSConfig):
             raise TypeError(f"tls must be a TLSConfig, got {type(tls).__name__}")
         limit = max_connections_per_origin
@@ -163,6 +172,7 @@ class _PoolCore:
         self._max_connections = max_connections_per_origin
         self._keepalive_expiry = keepalive_expiry
         self._max_receive_window = max_receive_window
+        self._proxy = proxy
         self._origins: dict[Origin, _OriginState] = {}
         self._closed = False
 
@@ -195,6 +205,7 @@ class _PoolCore:
             "tls": self._tls if origin.scheme == "https" else None,
             "connect_timeout": timeouts.connect,
             "max_receive_window": self._max_receive_window,
+            "proxy": self._proxy,
         }
 
     def _add(self, state: _OriginState, connection: Connection) -> _Pooled:
@@ -282,6 +293,11 @@ class ConnectionPool(_PoolCore):
         max_connections_per_origin: the most connections to one origin.
         keepalive_expiry: seconds an idle connection is kept (None: forever).
         max_receive_window: see :func:`connect`.
+        proxy: an HTTP proxy for every connection, ``http://[user:password@]host[:port]``
+            (see :func:`connect`).
+
+    Raises:
+        ValueError: an invalid limit or proxy URL.
 
     Example::
 
@@ -299,12 +315,14 @@ class ConnectionPool(_PoolCore):
         max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
         keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
         max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(
             tls=tls,
             max_connections_per_origin=max_connections_per_origin,
             keepalive_expiry=keepalive_expiry,
             max_receive_window=max_receive_window,
+            proxy=proxy,
         )
         self._loop: object = None  # the native loop (or trio token) of the first request
 
@@ -330,13 +348,40 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
         return _PooledStream(
             self,
             origin,
             timeouts,
-            replayable,
+            _replayable(content),
             lambda connection: connection.stream(
+                method, target, headers=headers, content=content, timeout=timeouts
+            ),
+        )
+
+    async def open(
+        self,
+        method: str | bytes,
+        url: str,
+        *,
+        headers: HeaderTypes = None,
+        content: Content | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> Response:
+        """Send a request on a pooled connection; return the response once its head arrived.
+
+        Like ``Connection.open()``, with an absolute URL: the caller releases
+        the response with ``response.close()`` or ``await response.aclose()``.
+
+        Raises:
+            as :meth:`stream`.
+        """
+        origin, target = split_url(url)
+        timeouts = Timeout.coerce(timeout)
+        return await self._enter(
+            origin,
+            timeouts,
+            _replayable(content),
+            lambda connection: connection.open(
                 method, target, headers=headers, content=content, timeout=timeouts
             ),
         )
@@ -364,6 +409,25 @@ class ConnectionPool(_PoolCore):
             True,
             lambda connection: connection.duplex(method, target, headers=headers, timeout=timeouts),
         )
+
+    async def _enter(
+        self,
+        origin: Origin,
+        timeouts: Timeout,
+        replayable: bool,
+        open_stream: Callable[[Connection], Awaitable[T]],
+    ) -> T:
+        """Acquire a connection and open a stream on it, retrying once when safe."""
+        for attempt in (1, 2):
+            pooled = await self._acquire(origin, timeouts)
+            # No await between choosing the connection and entering the stream, which
+            # counts itself at once: the choice cannot be invalidated in between.
+            try:
+                return await open_stream(pooled.connection)
+            except CRTError as error:
+                if not self._may_retry(error, pooled, replayable, attempt):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- connections ------------------------------------------------------------------
 
@@ -450,12 +514,14 @@ class BlockingConnectionPool(_PoolCore):
         max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
         keepalive_expiry: float | None = DEFAULT_KEEPALIVE_EXPIRY,
         max_receive_window: int = DEFAULT_MAX_RECEIVE_WINDOW,
+        proxy: str | None = None,
     ) -> None:
         super().__init__(
             tls=tls,
             max_connections_per_origin=max_connections_per_origin,
             keepalive_expiry=keepalive_expiry,
             max_receive_window=max_receive_window,
+            proxy=proxy,
         )
         # Reentrant: a CRT callback can run synchronously in a thread holding it.
         self._condition = threading.Condition(threading.RLock())
@@ -481,7 +547,7 @@ class BlockingConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
+        replayable = _replayable(content)
         for attempt in (1, 2):
             pooled = self._acquire(origin, timeouts)
             try:
@@ -553,21 +619,15 @@ class _PooledStream(Generic[T]):
         self._inner: AbstractAsyncContextManager[T] | None = None
 
     async def __aenter__(self) -> T:
-        pool = self._pool
-        for attempt in (1, 2):
-            pooled = await pool._acquire(self._origin, self._timeouts)
-            # No await between choosing the connection and entering the stream, which
-            # counts itself at once: the choice cannot be invalidated in between.
-            inner = self._open_stream(pooled.connection)
-            try:
-                value = await inner.__aenter__()
-            except CRTError as error:
-                if not pool._may_retry(error, pooled, self._replayable, attempt):
-                    raise
-                continue
-            self._inner = inner
-            return value
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._pool._enter(
+            self._origin, self._timeouts, self._replayable, self._enter_on
+        )
+
+    async def _enter_on(self, connection: Connection) -> T:
+        inner = self._open_stream(connection)
+        value = await inner.__aenter__()
+        self._inner = inner
+        return value
 
     async def __aexit__(
         self,

@@ -107,20 +107,38 @@ class Response:
     async def aread(self) -> bytes:
         """Read and return the whole body (also kept as :attr:`content`)."""
         if self._content is None:
-            chunks = _BodyIterator(self)
-            first = await chunks.next_or_empty()
+            first = await self.receive(READ_ALL)
             parts = [first]
             while parts[-1]:  # a small body usually arrives whole: no join, no copy
-                parts.append(await chunks.next_or_empty())
+                parts.append(await self.receive(READ_ALL))
             self._content = first if len(parts) <= 2 else b"".join(parts)
         return self._content
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return up to ``max_bytes`` of the body as soon as any has arrived; ``b""`` at the end.
+
+        Only what is returned is taken from the stream's buffer, so reading a
+        large body in fixed pieces keeps the flow-control window (and memory) bounded.
+
+        Raises:
+            ValueError: ``max_bytes`` is not a positive int.
+            RemoteProtocolError, ReadTimeout, StreamClosedError: as :meth:`aiter_bytes`.
+        """
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        if self._closed:
+            raise StreamClosedError("the response is closed")
+        with fail_after(self._read_timeout, ReadTimeout, "no response data in time"):
+            return await self._exchange.receive(max_bytes)
 
     async def aclose(self) -> None:
         """Release the stream.  An unread rest of the body is discarded
         (see "Abandoned streams" in the README)."""
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Like :meth:`aclose`, without awaiting: for synchronous cleanup code
+        (e.g. a response handed to a library whose ``close()`` is synchronous)."""
         if not self._closed:
             self._closed = True
             self._exchange.abandon()
@@ -133,7 +151,7 @@ class Response:
                 stacklevel=1,
                 source=self,
             )
-            self._close()
+            self.close()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.http_version}]>"
@@ -152,15 +170,7 @@ class _BodyIterator:
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = await self.next_or_empty()
+        chunk = await self._response.receive(READ_ALL)
         if not chunk:
             raise StopAsyncIteration
         return chunk
-
-    async def next_or_empty(self) -> bytes:
-        """The next chunk, or ``b""`` at the end of the body."""
-        response = self._response
-        if response._closed:
-            raise StreamClosedError("the response is closed")
-        with fail_after(response._read_timeout, ReadTimeout, "no response data in time"):
-            return await response._exchange.receive(READ_ALL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,22 @@ def _readable_file(path: str | os.PathLike[str] | None, what: str) -> str | None
     return text
 
 
+def _pem_blocks(path: str, kind: re.Pattern[bytes], label: str, what: str) -> bytes:
+    """The PEM blocks of one kind in a file (which may hold others: the CRT
+    accepts neither a key in a certificate file nor certificates in a key file)."""
+    with open(path, "rb") as file:
+        blocks = [match.group(0) for match in _PEM_BLOCK.finditer(file.read())]
+    wanted = b"\n".join(block for block in blocks if kind.match(block))
+    if not wanted:
+        raise ValueError(f"{what} {path!r} holds no PEM {label}")
+    return wanted + b"\n"
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----")
+_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----")
+
+
 class TLSConfig:
     """TLS settings for HTTPS connections, built once into a CRT TLS context.
 
@@ -32,12 +49,14 @@ class TLSConfig:
         ca_file: PEM file of trusted CA certificates, replacing the system store.
         ca_data: PEM text of trusted CA certificates, replacing the system store.
         verify: verify the server's certificate and host name (default True).
-        cert_file: client certificate (PEM) for mutual TLS; needs ``key_file``.
-        key_file: private key (PEM) of the client certificate.
+        cert_file: client certificate chain (PEM) for mutual TLS; needs ``key_file``.
+        key_file: private key (PEM) of the client certificate; may be the same
+            file as ``cert_file`` when that holds both.
         alpn: protocols offered with ALPN, in order of preference.
 
     Raises:
         ValueError: a file that does not exist, ``cert_file`` without
+            ``key_file``, no certificate in ``cert_file`` or no private key in
             ``key_file``, both ``ca_file`` and ``ca_data``, an empty ``alpn``.
         TLSError: the CRT rejected the certificates (e.g. malformed PEM).
 
@@ -71,14 +90,24 @@ class TLSConfig:
         ca_path = _readable_file(ca_file, "ca_file")
         cert_path = _readable_file(cert_file, "cert_file")
         key_path = _readable_file(key_file, "key_file")
+        cert_pem = (
+            None
+            if cert_path is None
+            else _pem_blocks(cert_path, _CERTIFICATE, "certificate", "cert_file")
+        )
+        key_pem = (
+            None
+            if key_path is None
+            else _pem_blocks(key_path, _PRIVATE_KEY, "private key", "key_file")
+        )
 
         try:
             self._context: Any = _crt.new_tls_context(
                 ca_file=ca_path,
                 ca_data=ca_data.encode("ascii") if isinstance(ca_data, str) else ca_data,
                 verify=verify,
-                cert_file=cert_path,
-                key_file=key_path,
+                cert_pem=cert_pem,
+                key_pem=key_pem,
                 alpn=alpn,
             )
         except Exception as exc:

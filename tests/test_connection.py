@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import anyio.to_thread
 import pytest
+import trustme
 from awscrt.exceptions import AwsCrtError
 
 from crt_async import (
@@ -155,6 +156,21 @@ def test_tls_config_rejects_bad_input(tmp_path: object) -> None:
         TLSConfig(alpn=[])
     with pytest.raises(TLSError):
         TLSConfig(ca_data="not a certificate")
+
+
+def test_tls_config_takes_a_client_certificate_and_key_in_one_file(
+    tmp_path: pathlib.Path,
+) -> None:
+    client = trustme.CA().issue_cert("client@example.com")
+    combined, key = tmp_path / "client.pem", tmp_path / "key.pem"
+    client.private_key_and_cert_chain_pem.write_to_path(str(combined))
+    client.private_key_pem.write_to_path(str(key))
+    TLSConfig(cert_file=combined, key_file=combined)  # the CRT alone rejects this file
+    TLSConfig(cert_file=combined, key_file=key)
+    with pytest.raises(ValueError, match="no PEM certificate"):
+        TLSConfig(cert_file=key, key_file=key)
+    with pytest.raises(ValueError, match="no PEM private key"):
+        TLSConfig(cert_file=combined, key_file=__file__)
 
 
 # -- requests and responses -------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -18,6 +19,7 @@ from crt_async import (
     PoolStats,
     PoolTimeout,
     ReadTimeout,
+    StreamClosedError,
     Timeout,
     TLSConfig,
     UnsupportedTransportError,
@@ -336,3 +338,49 @@ async def test_client_duplex_to_an_http1_origin_fails_before_anything_is_sent(
                 pytest.fail("a duplex stream was opened over HTTP/1.1")
         assert (await client.get("/")).status == 200
         assert nothing_in_use(await settled(client.transport))
+
+
+@pytest.mark.parametrize(
+    ("proxy", "message"),
+    [
+        ("https://127.0.0.1:3128", "only http:// proxies"),
+        ("socks5://127.0.0.1:1080", "only http:// proxies"),
+        ("http://127.0.0.1:3128/path", "a proxy URL is"),
+        ("http://:3128", "a proxy URL is"),
+        ("http://127.0.0.1:99999", "invalid port"),
+    ],
+)
+def test_a_bad_proxy_url_is_refused_when_the_pool_is_made(proxy: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ConnectionPool(proxy=proxy)
+
+
+@pytest.mark.parametrize("alpn", [["h2"], ["http/1.1"]], ids=["h2", "h1"])
+async def test_open_returns_a_response_the_caller_reads_in_pieces_and_closes(
+    h2_server: LocalServer, alpn: list[str]
+) -> None:
+    expected = (bytes(range(251)) * 400)[:100_000]
+    async with ConnectionPool(tls=TLSConfig(ca_file=h2_server.ca_file, alpn=alpn)) as pool:
+        response = await pool.open("GET", f"{h2_server.https_url}/bytes/100000")
+        try:
+            first = await response.receive(1000)
+            assert 0 < len(first) <= 1000
+            assert first + await response.aread() == expected
+            assert await response.receive() == b""
+        finally:
+            response.close()
+        assert response.is_closed
+        with pytest.raises(StreamClosedError):
+            await response.receive()
+        with pytest.raises(ValueError, match="max_bytes"):
+            await response.receive(0)
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b"x" * 1000
+
+        response = await pool.open("POST", f"{h2_server.https_url}/upload", content=body())
+        try:
+            assert json.loads(await response.aread())["length"] == 10_000  # written inline
+        finally:
+            await response.aclose()

@@ -1,4 +1,7 @@
-"""Every Python snippet in README.md runs, against the local server it refers to."""
+"""Every Python snippet in README.md runs, against the local server it refers to.
+
+Blocks fenced as ```` ```python no-run ```` need another server (e.g. S3) and are not run.
+"""
 
 from __future__ import annotations
 
