@@ -237,9 +237,8 @@ def _write_chunks_blocking(
 ) -> None:
     """The blocking counterpart of :func:`_write_chunks` (raises instead of reporting)."""
     for data in itertools.chain((chunk for chunk in chunks if chunk), [None]):
-        future = _crt.write_data(crt_stream, data, data is None)
         try:
-            future.result(timeout=write_timeout)
+            _crt.write_data(crt_stream, data, data is None).result(timeout=write_timeout)
         except concurrent.futures.TimeoutError:
             raise WriteTimeout("the CRT did not take the request body in time") from None
         except Exception as exc:

@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from h2_server import RunningServer, spawned  # noqa: E402
 
+from .fault_server import FaultServer  # noqa: E402
+
 
 @pytest.fixture(
     params=[
@@ -36,6 +38,13 @@ def h2_server() -> Iterator[LocalServer]:
     """examples/h2_server.py in a subprocess: HTTP/2 and HTTP/1.1 over TLS (ALPN),
     plus a cleartext HTTP/1.1 port."""
     with spawned() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[FaultServer]:
+    """tests/fault_server.py in a thread: HTTP/2 over TLS, each request picks its fault."""
+    with FaultServer() as server:
         yield server
 
 
