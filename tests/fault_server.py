@@ -15,8 +15,8 @@ Endpoints (any method):
     Reads the whole request body, replies JSON ``{"length": n, "sha256": hex}``.
 ``/echo``
     Duplex echo: 200 headers at once, then every request body chunk straight back.
-    ``?seed=S&pause=P``: before reading each chunk, pause a random 0..P s one time in
-    four (seeded RNG); the stream's receive window stays closed meanwhile.
+    ``?seed=S&pause=P``: before reading a chunk, now and then (``PAUSE_CHANCE``) pause
+    a random 0..P s (seeded RNG); the stream's receive window stays closed meanwhile.
 ``/slow?delay=S``
     200 headers, then after S s the body ``ok``.
 
@@ -77,6 +77,8 @@ from h2.errors import ErrorCodes
 
 HOST = "127.0.0.1"
 PATTERN = bytes(range(251))  # /bytes body: byte i is i % 251
+DEFAULT_WINDOW = 65535  # HTTP/2's initial flow-control window
+PAUSE_CHANCE = 0.02  # /echo?pause=: how often the server pauses before reading a chunk
 
 # A frame no client may accept: a SETTINGS frame must be a multiple of 6 bytes long.
 BAD_FRAME_SIZE = b"\x00\x00\x05\x04\x00\x00\x00\x00\x00" + b"\x00" * 5
@@ -228,6 +230,7 @@ class _Connection:
             client=False, initial_values=self.server.initial_settings()
         )
         self.h2.initiate_connection()
+        self._widen_window(None)
         try:
             await self.flush()
             async with anyio.create_task_group() as tasks:
@@ -260,6 +263,15 @@ class _Connection:
             with anyio.CancelScope(shield=True):
                 await self.tls.transport_stream.aclose()
 
+    def _widen_window(self, stream_id: int | None) -> None:
+        """Open a window (None: the connection's) from the protocol's default 65535 to
+        ``receive_window`` with WINDOW_UPDATE.  Not with SETTINGS_INITIAL_WINDOW_SIZE:
+        awscrt does not apply a larger one to a stream it has already started, which
+        then stalls (as examples/h2_server.py notes)."""
+        increment = self.server.receive_window - DEFAULT_WINDOW
+        if increment > 0:
+            self.h2.increment_flow_control_window(increment, stream_id)
+
     def _dispatch(self, event: h2.events.Event, tasks: anyio.abc.TaskGroup) -> None:
         stream = self.streams.get(getattr(event, "stream_id", None) or 0)
         if isinstance(event, h2.events.RequestReceived):
@@ -270,6 +282,8 @@ class _Connection:
                 record = self.server.records.setdefault(query["id"][-1], record)
                 record.connection = self.number
             stream = self.streams[event.stream_id] = _Stream(event.stream_id, headers, record)
+            if not event.stream_ended and query.get("fault") != ["window-zero"]:
+                self._widen_window(event.stream_id)
             self.server.max_streams_seen = max(
                 self.server.max_streams_seen, self.h2.open_inbound_streams
             )
@@ -368,7 +382,7 @@ class _Exchange:
         pause = float(self.query.get("pause", "0"))
         await self.start()
         while True:
-            if pause and rng.random() < 0.25:
+            if pause and rng.random() < PAUSE_CHANCE:
                 await anyio.sleep(rng.random() * pause)
             chunk = await self.receive()
             if chunk is None:
@@ -496,6 +510,9 @@ class FaultServer:
         hostnames: the names the certificate is issued for.
         max_concurrent_streams: SETTINGS_MAX_CONCURRENT_STREAMS announced at the start
             (None: not announced).
+        receive_window: the flow-control window for each request body and for the
+            connection (except ``fault=window-zero`` requests: 65535, the protocol's
+            default).
 
     Attributes:
         url: ``https://127.0.0.1:<port>``.
@@ -514,12 +531,14 @@ class FaultServer:
         ca: trustme.CA | None = None,
         hostnames: tuple[str, ...] = (HOST, "localhost"),
         max_concurrent_streams: int | None = None,
+        receive_window: int = 1024 * 1024,
     ) -> None:
         self.ca = ca or trustme.CA()
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ca.issue_cert(*hostnames).configure_cert(self._ssl)
         self._ssl.set_alpn_protocols(["h2"])
         self._max_concurrent_streams = max_concurrent_streams
+        self.receive_window = receive_window
         self._scratch = tempfile.TemporaryDirectory(prefix="fault_server-")
         self.ca_file = str(Path(self._scratch.name) / "ca.pem")
         self.ca.cert_pem.write_to_path(self.ca_file)
