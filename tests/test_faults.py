@@ -15,7 +15,9 @@ and trio) and the sync ``httpx.Client``, and checks that:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -394,3 +396,133 @@ async def test_certificate_for_another_host_fails_within_the_connect_timeout(
     finally:
         await adapter.aclose()
     assert crt_thread_errors == []
+
+
+# -- faults that must not fail a request -------------------------------------------------
+
+
+@pytest.fixture
+async def client(server: FaultServer) -> AsyncIterator[Client]:
+    async with Client(tls=TLSConfig(ca_file=server.ca_file), timeout=Timeout(5.0)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def limited_server(fault_server: FaultServer) -> Iterator[FaultServer]:
+    """A fault server that allows 4 concurrent streams per connection."""
+    with FaultServer(ca=fault_server.ca, max_concurrent_streams=4) as server:
+        yield server
+
+
+async def test_server_lowering_its_stream_limit_mid_connection_fails_no_request(
+    limited_server: FaultServer, crt_thread_errors: list[BaseException]
+) -> None:
+    """The server first allows 4 streams, then lowers its SETTINGS_MAX_CONCURRENT_STREAMS
+    to 1 on the open connection.  Every request still succeeds, and the server (h2 checks
+    the limit) never sees more streams than it allows."""
+    tls = TLSConfig(ca_file=limited_server.ca_file)
+    async with Client(tls=tls, timeout=Timeout(5.0)) as client:
+        lowered = await client.get(f"{limited_server.url}/?fault=lower-streams&to=1")
+        assert lowered.content == b"ok\n"
+        bodies: list[bytes] = []
+
+        async def slow() -> None:
+            bodies.append((await client.get(f"{limited_server.url}/slow?delay=0.1")).content)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for _ in range(20):
+                    tg.start_soon(slow)
+    assert bodies == [b"ok\n"] * 20
+    assert limited_server.violations == []
+    assert limited_server.max_streams_seen <= 4
+    assert crt_thread_errors == []
+
+
+async def test_graceful_goaway_with_streams_in_flight_loses_nothing(
+    client: Client, server: FaultServer, crt_thread_errors: list[BaseException]
+) -> None:
+    """GOAWAY (NO_ERROR) names the last stream the server will finish: the 8 streams in
+    flight below it complete on that connection, byte-exact; later requests go to a new
+    connection."""
+    assert (await client.get(f"{server.url}/")).content == b"ok\n"  # the connection is up
+    slow_ids = [new_id() for _ in range(8)]
+    goaway_id = new_id()
+    bodies: dict[str, bytes] = {}
+
+    async def fetch(request_id: str, target: str) -> None:
+        bodies[request_id] = (await client.get(f"{server.url}{target}&id={request_id}")).content
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for request_id in slow_ids:
+                tg.start_soon(fetch, request_id, "/slow?delay=0.3")
+            await anyio.wait_all_tasks_blocked()  # all 8 are waiting for their response
+            await fetch(goaway_id, f"/bytes/{DOWNLOAD}?fault=goaway-graceful")
+            after_id = new_id()
+            await fetch(after_id, "/?x=1")
+
+    assert bodies[goaway_id] == body_pattern(DOWNLOAD)
+    assert all(bodies[request_id] == b"ok\n" for request_id in slow_ids)
+    records = server.records
+    assert records[goaway_id].fault_at is not None
+    assert {records[request_id].connection for request_id in slow_ids} == {
+        records[goaway_id].connection
+    }
+    assert records[after_id].connection != records[goaway_id].connection
+    assert bodies[after_id] == b"ok\n"
+    assert crt_thread_errors == []
+
+
+async def test_request_a_goaway_excluded_is_retried_once_on_a_new_connection(
+    client: Client, server: FaultServer
+) -> None:
+    """The GOAWAY says the stream was above the last one processed: provably never
+    processed, so a request whose body can be replayed is sent once more."""
+    request_id = new_id()
+    response = await client.get(f"{server.url}/?fault=goaway-before-headers&once=1&id={request_id}")
+    assert response.content == b"ok\n"
+    assert server.records[request_id].faults == 1
+
+
+async def test_request_a_goaway_excluded_with_a_one_shot_body_raises_retry_safe(
+    client: Client, server: FaultServer
+) -> None:
+    """A body that cannot be replayed is not resent: the caller gets the error, marked
+    ``retry_safe`` (the server did not process the request)."""
+    url = f"{server.url}/upload?fault=goaway-before-headers&id={new_id()}"
+    with pytest.raises(RemoteProtocolError) as info:
+        await client.post(url, content=upload_pieces())
+    assert info.value.retry_safe
+    assert info.value.crt_error_name == "AWS_ERROR_HTTP_GOAWAY_RECEIVED"
+
+
+async def test_request_reset_by_the_server_is_not_retried(
+    client: Client, server: FaultServer
+) -> None:
+    """A reset stream may have been processed: it is never sent again."""
+    request_id = new_id()
+    with pytest.raises(RemoteProtocolError) as info:
+        await client.get(f"{server.url}/?fault=rst-before-headers&once=1&id={request_id}")
+    assert not info.value.retry_safe
+    assert server.records[request_id].faults == 1
+
+
+async def test_flow_control_window_held_at_zero_for_a_while_loses_nothing(
+    client: Client, server: FaultServer
+) -> None:
+    """The server keeps the request body's window at 0 for 0.5 s (less than the write
+    timeout): the upload waits, then arrives byte-exact; so does a duplex echo."""
+    query = f"fault=window-zero&hold={STALL}"
+    response = await client.post(f"{server.url}/upload?{query}", content=upload_pieces())
+    assert json.loads(response.content) == {
+        "length": len(UPLOAD),
+        "sha256": hashlib.sha256(UPLOAD).hexdigest(),
+    }
+
+    adapter = DuplexAdapter(server.ca_file, read=5.0, write=5.0, connect=CONNECT_TIMEOUT)
+    try:
+        await adapter.fetch(f"{server.url}/echo?{query}", upload=True)
+    finally:
+        await adapter.aclose()
+    assert adapter.received == UPLOAD
