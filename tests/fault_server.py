@@ -25,9 +25,9 @@ Query parameters on any request:
 ``id``
     The key of the request's :class:`Record` in ``FaultServer.records``.
 ``fault``
-    What goes wrong (``FAULTS``), ``after`` bytes into the response body (mid-body
-    faults) or into the request body (``*-mid-upload``).  ``-before-headers`` faults act
-    when the request headers arrive.
+    What goes wrong (below); ``*-mid-body`` faults act ``after`` bytes into the
+    response body, ``*-mid-upload`` ones once ``after`` request body bytes were read,
+    ``*-before-headers`` ones when the request headers arrive.
 ``once``
     Inject the fault only the first time a request with this ``id`` comes (a retry
     then succeeds).
@@ -37,6 +37,32 @@ Query parameters on any request:
 ``to``
     With ``fault=lower-streams``: the connection's SETTINGS_MAX_CONCURRENT_STREAMS is
     lowered to this value, then the request is served normally.
+
+Faults:
+
+``rst-*``
+    RST_STREAM (INTERNAL_ERROR) on the request's stream (``rst-after-headers``: right
+    after the response headers).
+``close-*``
+    The TCP connection is dropped (no GOAWAY, no TLS close_notify).
+``goaway-before-headers``
+    GOAWAY whose last stream is below this one (it was never processed), then close.
+``goaway-mid-body``
+    GOAWAY that includes this stream, then close before the body is complete.
+``goaway-graceful``
+    GOAWAY that includes this stream, then the response is finished normally.
+``stall-*``
+    Nothing more is sent, until the client goes away.
+``window-zero``
+    The request body's window stays at the protocol's initial 65535 bytes and is not
+    re-opened for ``hold`` seconds.
+``malformed-headers`` / ``malformed-frame`` / ``malformed-mid-body``
+    Instead of the response headers, a HEADERS frame with an undecodable HPACK block; a
+    SETTINGS frame of an invalid size; a DATA frame on stream 0 after part of the body.
+``short-body``
+    END_STREAM before as many bytes as the content-length said.
+``lower-streams``
+    SETTINGS lowers MAX_CONCURRENT_STREAMS to ``to`` on this connection (not a failure).
 
 Example::
 
@@ -49,6 +75,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import random
 import socket
@@ -56,7 +83,7 @@ import ssl
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -121,6 +148,30 @@ def body_pattern(size: int, offset: int = 0) -> bytes:
     return (PATTERN * repeats)[start : start + size]
 
 
+# -- for the clients in the tests -----------------------------------------------------------
+
+UPLOAD = body_pattern(1024 * 1024)  # a request body
+PIECE = 16384  # the size of its pieces when it is sent piece by piece
+_request_ids = itertools.count()
+
+
+def new_id() -> str:
+    """A fresh ``id`` for a request's :class:`Record`."""
+    return f"request-{next(_request_ids)}"
+
+
+async def upload_pieces() -> AsyncIterator[bytes]:
+    """``UPLOAD`` as an async iterable: written piece by piece, under the write timeout."""
+    for offset in range(0, len(UPLOAD), PIECE):
+        yield UPLOAD[offset : offset + PIECE]
+
+
+def upload_pieces_sync() -> Iterator[bytes]:
+    """``UPLOAD`` as an iterable (the sync httpx client, sync bodies)."""
+    for offset in range(0, len(UPLOAD), PIECE):
+        yield UPLOAD[offset : offset + PIECE]
+
+
 @dataclass
 class Record:
     """What the server saw of one request (the one whose query had ``id=...``).
@@ -169,7 +220,7 @@ class _Connection:
         config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         self.h2 = h2.connection.H2Connection(config)
         self.streams: dict[int, _Stream] = {}
-        self.raw = False  # after a GOAWAY or malformed bytes: h2 is no longer used
+        self.raw = False  # after malformed bytes: h2 is no longer used
         self.closed = False
         self._send_lock = anyio.Lock()
         self._changed = anyio.Event()
@@ -495,9 +546,9 @@ class _Exchange:
 
 
 def _bad_hpack_headers(stream_id: int) -> bytes:
-    """A HEADERS frame (END_HEADERS) whose block refers to HPACK index 127: a
-    COMPRESSION_ERROR for the client."""
-    block = b"\xff\x40"  # indexed header field, index 127 + 64: not in any table
+    """A HEADERS frame (END_HEADERS) whose block refers to HPACK index 191, in no
+    table: a COMPRESSION_ERROR for the client."""
+    block = b"\xff\x40"  # indexed header field, index 127 + 64 = 191: not in any table
     header = len(block).to_bytes(3, "big") + b"\x01\x04" + stream_id.to_bytes(4, "big")
     return header + block
 

@@ -16,7 +16,6 @@ and trio) and the sync ``httpx.Client``, and checks that:
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,7 +42,16 @@ from crt_async import (
 )
 from crt_async.httpx import CRTTransport
 
-from .fault_server import FaultServer, body_pattern, refused_port
+from .fault_server import (
+    PIECE,
+    UPLOAD,
+    FaultServer,
+    body_pattern,
+    new_id,
+    refused_port,
+    upload_pieces,
+    upload_pieces_sync,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -53,11 +61,7 @@ HOLD = 3.0  # how long the server keeps a request body's window at 0 (> STALL)
 CONNECT_TIMEOUT = 1.0
 AFTER = 50_000  # body bytes before a mid-body or mid-upload fault
 DOWNLOAD = 200_000
-PIECE = 16384
-UPLOAD = body_pattern(1024 * 1024)
 ErrorTypes = Union[type[BaseException], tuple[type[BaseException], ...]]
-
-_ids = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -120,21 +124,6 @@ FAULTS = [
 ]
 
 
-def new_id() -> str:
-    return f"faults-{next(_ids)}"
-
-
-async def upload_pieces() -> AsyncIterator[bytes]:
-    """The request body as an async iterable: written piece by piece, under the write timeout."""
-    for offset in range(0, len(UPLOAD), PIECE):
-        yield UPLOAD[offset : offset + PIECE]
-
-
-def upload_pieces_sync() -> Iterator[bytes]:
-    for offset in range(0, len(UPLOAD), PIECE):
-        yield UPLOAD[offset : offset + PIECE]
-
-
 # -- the ways to use crt_async -----------------------------------------------------------
 
 
@@ -147,7 +136,7 @@ class Adapter:
     def __init__(self, ca_file: str, *, read: float, write: float, connect: float) -> None:
         self.received = bytearray()
         self.timeout = Timeout(5.0, read=read, write=write, connect=connect)
-        self.client = Client(transport=None, tls=TLSConfig(ca_file=ca_file), timeout=self.timeout)
+        self.client = Client(tls=TLSConfig(ca_file=ca_file), timeout=self.timeout)
 
     def expected(self, fault: Fault) -> ErrorTypes:
         return fault.error

@@ -12,7 +12,7 @@ import io
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlencode
 
 import anyio
@@ -22,7 +22,14 @@ import pytest
 from crt_async import Client, RemoteProtocolError, Timeout, TLSConfig
 from crt_async.httpx import CRTTransport
 
-from .fault_server import FaultServer, body_pattern
+from .fault_server import (
+    PIECE,
+    UPLOAD,
+    FaultServer,
+    new_id,
+    upload_pieces,
+    upload_pieces_sync,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,14 +39,6 @@ MAX_MESSAGE = 256 * 1024
 PAUSE = 0.02  # the longest random pause, on each side
 PAUSE_CHANCE = 0.01  # how often the client's sender and receiver pause
 AFTER = 50_000
-UPLOAD = body_pattern(1024 * 1024)
-PIECE = 16384
-
-_ids = itertools.count()
-
-
-def new_id() -> str:
-    return f"lost-{next(_ids)}"
 
 
 def url(server: FaultServer, path: str, **query: object) -> str:
@@ -135,16 +134,6 @@ async def test_interrupted_download_through_httpx_raises_never_a_short_body(
     fault_at = fault_server.records[request_id].fault_at
     assert fault_at is not None
     assert time.monotonic() - fault_at < BOUND
-
-
-async def upload_pieces() -> AsyncIterator[bytes]:
-    for offset in range(0, len(UPLOAD), PIECE):
-        yield UPLOAD[offset : offset + PIECE]
-
-
-def upload_pieces_sync() -> Iterator[bytes]:
-    for offset in range(0, len(UPLOAD), PIECE):
-        yield UPLOAD[offset : offset + PIECE]
 
 
 BODIES: dict[str, Callable[[], object]] = {
