@@ -11,6 +11,11 @@ and trio) and the sync ``httpx.Client``, and checks that:
   exception is raised, a short body is never presented as complete;
 * the same client completes a normal request right afterwards;
 * no exception was raised inside a CRT callback, and the server saw no protocol violation.
+
+Connecting fails the same way (a refused port, a certificate for another host), and the
+faults that must not fail a request are checked too: a lowered stream limit, a graceful
+GOAWAY with streams in flight, a window held at 0 for less than the write timeout, and
+the pool's retry rules around GOAWAY and resets.
 """
 
 from __future__ import annotations
@@ -135,8 +140,8 @@ class Adapter:
 
     def __init__(self, ca_file: str, *, read: float, write: float, connect: float) -> None:
         self.received = bytearray()
-        self.timeout = Timeout(5.0, read=read, write=write, connect=connect)
-        self.client = Client(tls=TLSConfig(ca_file=ca_file), timeout=self.timeout)
+        timeout = Timeout(5.0, read=read, write=write, connect=connect)
+        self.client = Client(tls=TLSConfig(ca_file=ca_file), timeout=timeout)
 
     def expected(self, fault: Fault) -> ErrorTypes:
         return fault.error
