@@ -655,7 +655,7 @@ class FaultServer:
 
 
 @contextlib.contextmanager
-def refused_port() -> Iterator[int]:
+def unlistened_port() -> Iterator[int]:
     """A loopback port where connections are refused: bound (so nobody else gets it)
     but not listening."""
     with socket.socket() as sock:

@@ -53,7 +53,7 @@ from .fault_server import (
     FaultServer,
     body_pattern,
     new_id,
-    refused_port,
+    unlistened_port,
     upload_pieces,
     upload_pieces_sync,
 )
@@ -332,18 +332,27 @@ def wrong_host_server(fault_server: FaultServer) -> Iterator[FaultServer]:
         yield server
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections."""
+    with unlistened_port() as port:
+        yield port
+
+
 @pytest.mark.parametrize("adapter_name", ADAPTERS)
 async def test_refused_port_raises_connect_error_then_the_client_recovers(
-    adapter_name: str, server: FaultServer, crt_thread_errors: list[BaseException]
+    adapter_name: str,
+    server: FaultServer,
+    refused_port: int,
+    crt_thread_errors: list[BaseException],
 ) -> None:
     adapter = ADAPTERS[adapter_name](server.ca_file, read=5.0, write=5.0, connect=CONNECT_TIMEOUT)
     try:
-        with refused_port() as port:
-            started = time.monotonic()
-            expected: ErrorTypes = httpx.ConnectError if adapter_name == "httpx" else ConnectError
-            with pytest.raises(expected) as info:
-                await adapter.fetch(f"https://127.0.0.1:{port}/", upload=False)
-            assert time.monotonic() - started < BOUND
+        started = time.monotonic()
+        expected: ErrorTypes = httpx.ConnectError if adapter_name == "httpx" else ConnectError
+        with pytest.raises(expected) as info:
+            await adapter.fetch(f"https://127.0.0.1:{refused_port}/", upload=False)
+        assert time.monotonic() - started < BOUND
         error = info.value.__cause__ if adapter_name == "httpx" else info.value
         assert type(error) is ConnectError
         assert error.crt_error_name == "AWS_IO_SOCKET_CONNECTION_REFUSED"
