@@ -69,6 +69,13 @@ DOWNLOAD = 200_000
 ErrorTypes = Union[type[BaseException], tuple[type[BaseException], ...]]
 
 
+@pytest.fixture(autouse=True)
+def no_exception_in_crt_callbacks(crt_thread_errors: list[BaseException]) -> Iterator[None]:
+    """Every test here also checks that nothing raised inside a CRT callback or thread."""
+    yield
+    assert crt_thread_errors == []
+
+
 @dataclass(frozen=True)
 class Fault:
     """A row of the fault matrix.
@@ -270,7 +277,6 @@ async def test_fault_raises_the_documented_error_then_the_client_recovers(
     fault: Fault,
     adapter_name: str,
     server: FaultServer,
-    crt_thread_errors: list[BaseException],
 ) -> None:
     adapter = ADAPTERS[adapter_name](
         server.ca_file, read=fault.read, write=fault.write, connect=CONNECT_TIMEOUT
@@ -294,12 +300,11 @@ async def test_fault_raises_the_documented_error_then_the_client_recovers(
             assert await adapter.get(f"{server.url}/") == b"ok\n"
     finally:
         await adapter.aclose()
-    assert crt_thread_errors == []
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
 def test_sync_httpx_fault_raises_the_documented_error_then_the_client_recovers(
-    fault: Fault, server: FaultServer, crt_thread_errors: list[BaseException]
+    fault: Fault, server: FaultServer
 ) -> None:
     request_id = new_id()
     timeout = httpx.Timeout(5.0, read=fault.read, write=fault.write, connect=CONNECT_TIMEOUT)
@@ -319,7 +324,6 @@ def test_sync_httpx_fault_raises_the_documented_error_then_the_client_recovers(
         assert_prefix(received, fault, duplex=False)
 
         assert client.get(f"{server.url}/").content == b"ok\n"
-    assert crt_thread_errors == []
 
 
 # -- connecting --------------------------------------------------------------------------
@@ -344,7 +348,6 @@ async def test_refused_port_raises_connect_error_then_the_client_recovers(
     adapter_name: str,
     server: FaultServer,
     refused_port: int,
-    crt_thread_errors: list[BaseException],
 ) -> None:
     adapter = ADAPTERS[adapter_name](server.ca_file, read=5.0, write=5.0, connect=CONNECT_TIMEOUT)
     try:
@@ -360,7 +363,6 @@ async def test_refused_port_raises_connect_error_then_the_client_recovers(
             assert await adapter.get(f"{server.url}/") == b"ok\n"
     finally:
         await adapter.aclose()
-    assert crt_thread_errors == []
 
 
 @pytest.mark.parametrize("adapter_name", ADAPTERS)
@@ -368,7 +370,6 @@ async def test_certificate_for_another_host_fails_within_the_connect_timeout(
     adapter_name: str,
     server: FaultServer,
     wrong_host_server: FaultServer,
-    crt_thread_errors: list[BaseException],
 ) -> None:
     """The certificate is valid (our CA) but names another host.
 
@@ -398,7 +399,6 @@ async def test_certificate_for_another_host_fails_within_the_connect_timeout(
             assert await adapter.get(f"{server.url}/") == b"ok\n"
     finally:
         await adapter.aclose()
-    assert crt_thread_errors == []
 
 
 # -- faults that must not fail a request -------------------------------------------------
@@ -418,7 +418,7 @@ def limited_server(fault_server: FaultServer) -> Iterator[FaultServer]:
 
 
 async def test_server_lowering_its_stream_limit_mid_connection_fails_no_request(
-    limited_server: FaultServer, crt_thread_errors: list[BaseException]
+    limited_server: FaultServer,
 ) -> None:
     """The server first allows 4 streams, then lowers its SETTINGS_MAX_CONCURRENT_STREAMS
     to 1 on the open connection.  Every request still succeeds, and the server (h2 checks
@@ -439,11 +439,10 @@ async def test_server_lowering_its_stream_limit_mid_connection_fails_no_request(
     assert bodies == [b"ok\n"] * 20
     assert limited_server.violations == []
     assert limited_server.max_streams_seen <= 4
-    assert crt_thread_errors == []
 
 
 async def test_graceful_goaway_with_streams_in_flight_loses_nothing(
-    client: Client, server: FaultServer, crt_thread_errors: list[BaseException]
+    client: Client, server: FaultServer
 ) -> None:
     """GOAWAY (NO_ERROR) names the last stream the server will finish: the 8 streams in
     flight below it complete on that connection, byte-exact; later requests go to a new
@@ -474,7 +473,6 @@ async def test_graceful_goaway_with_streams_in_flight_loses_nothing(
     }
     assert records[after_id].connection != records[goaway_id].connection
     assert bodies[after_id] == b"ok\n"
-    assert crt_thread_errors == []
 
 
 async def test_request_a_goaway_excluded_is_retried_once_on_a_new_connection(
