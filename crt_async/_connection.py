@@ -284,21 +284,36 @@ async def _write_chunks(
         with fail_after(write_timeout, WriteTimeout, "END_STREAM not taken in time"):
             await send_body_data(write_data, None, end_stream=True)
     except Exception as exc:
-        exchange.on_error(exc)
+        if not _stream_completed(exc):
+            exchange.on_error(exc)
+
+
+def _stream_completed(error: BaseException) -> bool:
+    """Whether a write failed only because the stream had already completed.
+
+    Then the stream's own outcome -- the cause of its failure (e.g. a GOAWAY, with
+    its ``retry_safe``) or a response the server ended early -- reaches the reader
+    through the CRT's completion callback, and must not be masked by this
+    consequence, which can win the race to the reader.
+    """
+    return getattr(error, "crt_error_name", None) == "AWS_ERROR_HTTP_STREAM_HAS_COMPLETED"
 
 
 def _write_chunks_blocking(
     crt_stream: Any, chunks: Iterator[bytes], write_timeout: float | None
 ) -> None:
-    """The blocking counterpart of :func:`_write_chunks` (raises instead of reporting)."""
+    """The blocking counterpart of :func:`_write_chunks` (raises instead of reporting;
+    returns early if the stream has completed: waiting for the head then tells why)."""
     for data in itertools.chain((chunk for chunk in chunks if chunk), [None]):
-        future = _crt.write_data(crt_stream, data, data is None)
         try:
-            future.result(timeout=write_timeout)
+            _crt.write_data(crt_stream, data, data is None).result(timeout=write_timeout)
         except concurrent.futures.TimeoutError:
             raise WriteTimeout("the CRT did not take the request body in time") from None
         except Exception as exc:
-            raise translate_crt_error(exc)  # noqa: B904  # the cause is kept
+            error = translate_crt_error(exc)
+            if _stream_completed(error):
+                return
+            raise error  # noqa: B904  # the cause is kept
 
 
 class _StreamLimits:

@@ -259,7 +259,9 @@ def write_data(
 ) -> concurrent.futures.Future[None]:
     """Queue request body data on an HTTP/2 stream opened with ``manual_write``.
 
-    The future completes when the CRT has taken the data.
+    The future completes when the CRT has taken the data.  A stream that has
+    already completed (e.g. reset by the peer) may be reported either way: as the
+    future's exception, or raised at once as an ``AwsCrtError``.
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = io.BytesIO(data)

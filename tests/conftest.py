@@ -18,6 +18,8 @@ from h2_server import RunningServer, spawned  # noqa: E402
 from ws_server import Server as WebSocketServer  # noqa: E402
 from ws_server import running as ws_running  # noqa: E402
 
+from .fault_server import FaultServer  # noqa: E402
+
 
 @pytest.fixture(
     params=[
@@ -51,6 +53,13 @@ def ws_server() -> Iterator[WebSocketServer]:
     """examples/ws_server.py (the ``websockets`` library) in a background thread with its
     own asyncio loop: ``ws://`` and ``wss://`` on loopback, endpoints listed in its docstring."""
     with ws_running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[FaultServer]:
+    """tests/fault_server.py in a thread: HTTP/2 over TLS, each request picks its fault."""
+    with FaultServer() as server:
         yield server
 
 
