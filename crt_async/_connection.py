@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
+import re
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -40,6 +41,8 @@ INITIAL_RECEIVE_WINDOW = 1024 * 1024
 DEFAULT_MAX_RECEIVE_WINDOW = 8 * 1024 * 1024
 _MAX_WINDOW_LIMIT = 2**31 - 1  # HTTP/2's largest flow-control window
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Printable ASCII without spaces (urlsplit would silently drop tabs and newlines).
+_URL = re.compile(r"[\x21-\x7e]+\Z")
 # A duplex stream's request body stays open for DuplexStream.send().
 _DUPLEX_BODY = PreparedBody(manual_write=True)
 
@@ -67,11 +70,22 @@ def parse_origin(url: str) -> Origin:
     """Return the origin of an ``http://`` or ``https://`` URL.
 
     Raises:
-        ValueError: another scheme, no host, or an invalid port.
+        ValueError: another scheme, no host, an invalid port, or credentials in
+            the URL (``user:password@``); the message never repeats the URL.
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__}")
+    if not _URL.match(url):
+        raise ValueError(
+            "invalid URL: spaces, control and non-ASCII characters must be percent-encoded"
+            " (and a non-ASCII host name IDNA-encoded)"
+        )
     parts = urllib.parse.urlsplit(url)
+    if "@" in parts.netloc:
+        raise ValueError(
+            "credentials in the URL (user:password@host) are not supported and are never"
+            " sent: pass them in an Authorization header"
+        )
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use http:// or https://")

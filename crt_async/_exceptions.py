@@ -13,6 +13,8 @@ Hierarchy::
     ├── StreamClosedError
     └── UnsupportedTransportError
 
+    InsecureTLSWarning            (a UserWarning: TLS verification was turned off)
+
 Bad input is reported with the builtin ``ValueError`` / ``TypeError`` before it
 reaches the CRT.
 """
@@ -84,6 +86,11 @@ class StreamClosedError(CRTError, anyio.ClosedResourceError):
 class UnsupportedTransportError(CRTError):
     """The transport (or connection) cannot do what was asked, e.g. duplex
     streaming over HTTP/1.1. Raised before any request work starts."""
+
+
+class InsecureTLSWarning(UserWarning):
+    """Emitted once for each ``TLSConfig(verify=False)`` (and ``CRTTransport(verify=False)``)
+    built: connections using it accept any certificate for any host name."""
 
 
 _CONNECT_TIMEOUT_ERRORS = frozenset({"AWS_IO_SOCKET_TIMEOUT"})

@@ -91,6 +91,12 @@ def _mapped_errors(request: httpx.Request, *, reading_body: bool = False) -> Ite
         raise httpx.TransportError(str(exc)) from exc
 
 
+def _url(request: httpx.Request) -> str:
+    """The request URL without credentials: httpx has already turned ``user:password@``
+    into an Authorization header, and crt_async refuses URLs that carry them."""
+    return str(request.url.copy_with(userinfo=b""))
+
+
 def _timeout(request: httpx.Request) -> Timeout:
     limits = request.extensions.get("timeout", {})
     return Timeout(
@@ -234,7 +240,7 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 with _mapped_errors(request):
                     exchange, head = self.blocking_pool.open(
                         request.method,
-                        str(request.url),
+                        _url(request),
                         headers=request.headers.raw,
                         content=content,
                         timeout=timeouts,
@@ -261,7 +267,7 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                     response = await stack.enter_async_context(
                         self._pool.stream(
                             request.method,
-                            str(request.url),
+                            _url(request),
                             headers=request.headers.raw,
                             content=content,
                             timeout=_timeout(request),
