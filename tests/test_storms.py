@@ -36,9 +36,11 @@ def open_fds() -> int:
 
 
 async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll ``condition`` (every 10 ms) until it holds; fail after ``seconds``."""
+    """Poll ``condition`` (every 10 ms) until it holds; fail after ``seconds``.
+
+    For states nothing signals (thread counts, open fds, CRT stream completions)."""
     with anyio.move_on_after(seconds):
-        while not condition():
+        while not condition():  # noqa: ASYNC110  # no event to wait on
             await anyio.sleep(0.01)
     assert condition(), f"{what} (not within {seconds} s)"
 
@@ -82,15 +84,15 @@ class Storm:
 
     async def headers(self, rng: random.Random, cancel: RandomCancel) -> None:
         # /upload answers only once the whole body has arrived: a long wait for the head.
-        body = rng.randbytes(rng.randint(0, 1_000_000))
+        body = rng.randbytes(rng.randint(0, 300_000))
         cancel.point()
         async with self.client.stream("POST", "/upload", content=body) as response:
             cancel.point()
             assert response.status == 200
 
     async def mid_body(self, rng: random.Random, cancel: RandomCancel) -> None:
-        size = rng.randint(1, 1_000_000)
-        async with self.client.stream("GET", f"/bytes/{size}?chunk=16384") as response:
+        size = rng.randint(1, 300_000)
+        async with self.client.stream("GET", f"/bytes/{size}?chunk=8192") as response:
             async for _ in response.aiter_bytes():
                 cancel.point()
 
@@ -103,7 +105,7 @@ class Storm:
                 tg.start_soon(drain, stream)
                 while True:
                     cancel.point()
-                    await stream.send(rng.randbytes(rng.randint(1, 256 * 1024)))
+                    await stream.send(rng.randbytes(rng.randint(1, 64 * 1024)))
 
     async def wait_event(self, rng: random.Random, cancel: RandomCancel) -> None:
         event = rng.choice(self.events)  # never set: only cancellations end the waits
@@ -161,7 +163,8 @@ async def test_a_thousand_tasks_cancelled_at_random_points_leave_nothing_behind(
     baseline_threads = threading.active_count()
     baseline_fds = open_fds()
 
-    async with Client(base_url=h2_server.https_url, tls=tls) as client:
+    # Generous limits: the storm is about cancellation, and the machine may be loaded.
+    async with Client(base_url=h2_server.https_url, tls=tls, timeout=30.0) as client:
         storm = Storm(h2_server, tls, client)
         limiter = anyio.CapacityLimiter(CONCURRENCY)
         with anyio.fail_after(50):
