@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import IO, BinaryIO, Union, cast
 
-__all__ = ["Content", "PreparedBody", "prepare_body", "prepare_body_sync"]
+__all__ = ["Content", "PreparedBody", "check_content", "prepare_body", "prepare_body_sync"]
 
 Content = Union[bytes, bytearray, memoryview, IO[bytes], Iterable[bytes], AsyncIterable[bytes]]
 """A request body: bytes, a binary file, or an (async) iterable of bytes."""
@@ -89,21 +89,42 @@ def _spooled(spool: IO[bytes]) -> PreparedBody:
     return PreparedBody(stream=cast(BinaryIO, spool), content_length=size, owns_stream=True)
 
 
-def _prepare_known(content: Content | None, *, http2: bool) -> PreparedBody | None:
+def check_content(content: object, *, blocking: bool = False) -> None:
+    """Raise ``TypeError`` for a request body :func:`prepare_body` (or, with
+    ``blocking``, :func:`prepare_body_sync`) would refuse; reads nothing.
+
+    Lets a pool reject bad input before it does any I/O.  A chunk that is not
+    bytes can only be found while the body is sent.
+    """
+    if content is None or isinstance(content, (bytes, bytearray, memoryview)):
+        return
+    if isinstance(content, str):
+        raise TypeError("content must be bytes, not str: encode it first (e.g. text.encode())")
+    if isinstance(content, io.TextIOBase):
+        raise TypeError("content must be a binary file: open it in binary mode ('rb')")
+    if callable(getattr(content, "read", None)):
+        return
+    if blocking and isinstance(content, AsyncIterable) and not isinstance(content, Iterable):
+        raise TypeError("an async iterable request body needs the async API")
+    if not isinstance(content, (Iterable, AsyncIterable)):
+        raise TypeError(
+            "content must be bytes, a binary file, or an iterable or async iterable of bytes,"
+            f" got {type(content).__name__}"
+        )
+
+
+def _prepare_known(content: Content | None, *, http2: bool, blocking: bool) -> PreparedBody | None:
     """Prepare bytes, files and None; return None for an (async) iterable.
 
     Raises:
-        TypeError: ``str`` (encode it first) or any other unsupported type.
+        TypeError: see :func:`check_content`.
     """
+    check_content(content, blocking=blocking)
     if content is None:
         return PreparedBody()
     if isinstance(content, (bytes, bytearray, memoryview)):
         data = bytes(content)
         return PreparedBody(stream=io.BytesIO(data), content_length=len(data))
-    if isinstance(content, str):
-        raise TypeError("content must be bytes, not str: encode it first (e.g. text.encode())")
-    if isinstance(content, io.TextIOBase):
-        raise TypeError("content must be a binary file: open it in binary mode ('rb')")
     if callable(getattr(content, "read", None)):
         file = cast(IO[bytes], content)
         size = _remaining_size(file)
@@ -113,12 +134,7 @@ def _prepare_known(content: Content | None, *, http2: bool) -> PreparedBody | No
         for block in iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b""):
             spool.write(block)
         return _spooled(spool)
-    if isinstance(content, (Iterable, AsyncIterable)):
-        return None
-    raise TypeError(
-        "content must be bytes, a binary file, or an iterable or async iterable of bytes,"
-        f" got {type(content).__name__}"
-    )
+    return None
 
 
 async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
@@ -128,7 +144,7 @@ async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
         TypeError: ``str`` (encode it first) or any other unsupported type, or
             a chunk that is not bytes.
     """
-    prepared = _prepare_known(content, http2=http2)
+    prepared = _prepare_known(content, http2=http2, blocking=False)
     if prepared is not None:
         return prepared
     chunks = _async_chunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
@@ -146,11 +162,9 @@ def prepare_body_sync(content: Content | None, *, http2: bool) -> PreparedBody:
     Raises:
         TypeError: as :func:`prepare_body`, and for an async iterable.
     """
-    prepared = _prepare_known(content, http2=http2)
+    prepared = _prepare_known(content, http2=http2, blocking=True)
     if prepared is not None:
         return prepared
-    if isinstance(content, AsyncIterable):
-        raise TypeError("an async iterable request body needs the async API")
     chunks = (_as_bytes(chunk) for chunk in cast("Iterable[bytes]", content))
     if http2:
         return PreparedBody(sync_chunks=chunks)

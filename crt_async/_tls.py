@@ -18,9 +18,7 @@ def _caller_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first caller outside crt_async."""
     frame = sys._getframe(1)
     level = 1
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
-        "crt_async."
-    ):
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("crt_async."):
         frame = frame.f_back
         level += 1
     return level
