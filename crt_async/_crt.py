@@ -43,6 +43,8 @@ HTTP11 = "HTTP/1.1"
 # number (RFC 9113); we use at most this many streams per connection then.
 UNANNOUNCED_MAX_CONCURRENT_STREAMS = 100
 
+_MAX_UINT32 = 2**32 - 1
+
 CRTConnection = Any  # awscrt.http.HttpClientConnection or Http2ClientConnection
 CRTStream = Any  # awscrt.http.HttpClientStream or Http2ClientStream
 
@@ -138,7 +140,8 @@ def open_connection(
     """
     socket_options = crt_io.SocketOptions()
     if connect_timeout is not None:
-        socket_options.connect_timeout_ms = max(1, int(connect_timeout * 1000))
+        # A C uint32: longer limits are left to the shim's own deadline.
+        socket_options.connect_timeout_ms = int(min(max(1, connect_timeout * 1000), _MAX_UINT32))
 
     first_settings = True
 

@@ -89,6 +89,18 @@ def _spooled(spool: IO[bytes]) -> PreparedBody:
     return PreparedBody(stream=cast(BinaryIO, spool), content_length=size, owns_stream=True)
 
 
+def _spool(blocks: Iterable[bytes]) -> PreparedBody:
+    """Spool ``blocks``; if they fail (a bad chunk, a read error), close the spool and re-raise."""
+    spool = _new_spool()
+    try:
+        for block in blocks:
+            spool.write(block)
+    except BaseException:
+        spool.close()
+        raise
+    return _spooled(spool)
+
+
 def check_content(content: object, *, blocking: bool = False) -> None:
     """Raise ``TypeError`` for a request body :func:`prepare_body` (or, with
     ``blocking``, :func:`prepare_body_sync`) would refuse; reads nothing.
@@ -130,10 +142,7 @@ def _prepare_known(content: Content | None, *, http2: bool, blocking: bool) -> P
         size = _remaining_size(file)
         if size is not None or http2:
             return PreparedBody(stream=cast(BinaryIO, file), content_length=size)
-        spool = _new_spool()
-        for block in iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b""):
-            spool.write(block)
-        return _spooled(spool)
+        return _spool(iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b""))
     return None
 
 
@@ -151,8 +160,12 @@ async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
     if http2:
         return PreparedBody(chunks=chunks)
     spool = _new_spool()
-    async for chunk in chunks:
-        spool.write(chunk)
+    try:
+        async for chunk in chunks:
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
     return _spooled(spool)
 
 
@@ -168,7 +181,4 @@ def prepare_body_sync(content: Content | None, *, http2: bool) -> PreparedBody:
     chunks = (_as_bytes(chunk) for chunk in cast("Iterable[bytes]", content))
     if http2:
         return PreparedBody(sync_chunks=chunks)
-    spool = _new_spool()
-    for chunk in chunks:
-        spool.write(chunk)
-    return _spooled(spool)
+    return _spool(chunks)

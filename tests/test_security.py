@@ -7,7 +7,6 @@ import base64
 import logging
 import os
 import socket
-import ssl
 import threading
 import warnings
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from crt_async import (
 from crt_async.httpx import CRTTransport
 
 from .conftest import LocalServer
+from .tls_server import TinyTLSServer, close_listener
 
 pytestmark = pytest.mark.anyio
 
@@ -36,59 +36,6 @@ PASSWORD = "s3cr3t-Pa55"  # a marker to look for, not a secret
 # The CRT's TLS library delays a failed handshake on purpose (blinding, 10-30 s):
 # a rejected certificate shows up as TLSError or, first, as the connect timeout.
 REJECTED = (TLSError, ConnectTimeout)
-
-
-def close_listener(listener: socket.socket) -> None:
-    """Close a listening socket, waking the thread blocked in its ``accept()``."""
-    try:
-        listener.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    listener.close()
-
-
-class TinyTLSServer:
-    """A blocking HTTPS/1.1 server on loopback that answers every request with ``ok``
-    and records what it received (the request heads)."""
-
-    def __init__(self, ca: trustme.CA, *names: str) -> None:
-        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(*names).configure_cert(self._context)
-        self._context.set_alpn_protocols(["http/1.1"])
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self.requests: list[bytes] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> TinyTLSServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        close_listener(self._listener)
-        self._thread.join(5)
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
-
-    def _handle(self, client: socket.socket) -> None:
-        try:
-            with self._context.wrap_socket(client, server_side=True) as tls:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = tls.recv(4096)
-                    if not data:
-                        return
-                    head += data
-                self.requests.append(head)
-                tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-        except OSError:  # the client rejected the certificate
-            pass
 
 
 @pytest.fixture(scope="module")
