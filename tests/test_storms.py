@@ -35,6 +35,12 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def os_threads() -> int:
+    """Every thread of the process, the CRT's native ones included (``threading``
+    knows only those that run Python)."""
+    return len(os.listdir("/proc/self/task"))
+
+
 async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
     """Poll ``condition`` (every 10 ms) until it holds; fail after ``seconds``.
 
@@ -161,6 +167,7 @@ async def test_a_thousand_tasks_cancelled_at_random_points_leave_nothing_behind(
     async with Client(tls=tls) as warmup:
         assert (await warmup.get(h2_server.https_url)).status == 200
     baseline_threads = threading.active_count()
+    baseline_os_threads = os_threads()
     baseline_fds = open_fds()
 
     # Generous limits: the storm is about cancellation, and the machine may be loaded.
@@ -188,6 +195,11 @@ async def test_a_thousand_tasks_cancelled_at_random_points_leave_nothing_behind(
             lambda: threading.active_count() <= baseline_threads,
             2,
             f"threads back to {baseline_threads}: {threading.enumerate()}",
+        )
+        await wait_until(
+            lambda: os_threads() <= baseline_os_threads,
+            2,
+            f"OS threads (CRT included) back to {baseline_os_threads}: {os_threads()}",
         )
         response = await client.get("/")
         assert response.status == 200
