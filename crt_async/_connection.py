@@ -27,7 +27,7 @@ from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
 from ._loop import current_scheduler
-from ._request_body import Content, PreparedBody, prepare_body, prepare_body_sync
+from ._request_body import BodyChunks, Content, PreparedBody, prepare_body, prepare_body_sync
 from ._response import Response
 from ._tasks import helper_tasks
 from ._timeouts import Timeout, TimeoutTypes, check_seconds, fail_after
@@ -225,15 +225,17 @@ def _start_connect(
 
 async def _write_chunks(
     write_data: WriteData,
-    chunks: AsyncIterator[bytes],
+    chunks: BodyChunks,
     exchange: Exchange,
     write_timeout: float | None,
+    body_sent: anyio.Event,
 ) -> None:
     """Send an (async) iterable request body on an HTTP/2 stream, one write at a time.
 
-    A failure (of the stream, of the caller's iterable, or a write timeout)
-    goes to the reader of the response.  The stream is then left without
-    END_STREAM: a truncated body is never presented to the server as complete.
+    ``body_sent`` is set once the CRT has taken END_STREAM.  A failure (of the
+    stream, of the caller's iterable, or a write timeout) goes to the reader of
+    the response.  The stream is then left without END_STREAM: a truncated body
+    is never presented to the server as complete.
     """
     try:
         async for chunk in chunks:
@@ -242,8 +244,11 @@ async def _write_chunks(
                     await send_body_data(write_data, chunk, end_stream=False)
         with fail_after(write_timeout, WriteTimeout, "END_STREAM not taken in time"):
             await send_body_data(write_data, None, end_stream=True)
+        body_sent.set()
     except Exception as exc:
         exchange.on_error(exc)
+    finally:
+        await chunks.aclose()
 
 
 def _write_chunks_blocking(
@@ -260,6 +265,16 @@ def _write_chunks_blocking(
             raise translate_crt_error(exc)  # noqa: B904  # the cause is kept
 
 
+class _Slot:
+    """One started stream's place in its connection's count."""
+
+    __slots__ = ("closed", "stuck")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.stuck = False
+
+
 class _StreamLimits:
     """How many streams a connection may carry, and how many it carries now.
 
@@ -268,15 +283,28 @@ class _StreamLimits:
     where ``on_change`` (set by a pool) learns that capacity may have changed;
     for blocking (thread) use, ``on_change`` runs on the CRT thread and must be
     thread-safe and never raise.
+
+    ``stuck_streams`` counts open streams whose request body was cut short
+    (cancelled or failed): they were left without END_STREAM, so the server may
+    wait for the rest forever and, as the CRT's bindings cannot reset one
+    stream, only closing the connection ends them.
     """
 
-    __slots__ = ("_lock", "_schedule", "max_concurrent_streams", "on_change", "open_streams")
+    __slots__ = (
+        "_lock",
+        "_schedule",
+        "max_concurrent_streams",
+        "on_change",
+        "open_streams",
+        "stuck_streams",
+    )
 
     def __init__(self, *, blocking: bool = False) -> None:
         self._schedule = None if blocking else current_scheduler()
         self._lock = threading.Lock()
         self.max_concurrent_streams: int | None = None  # None: not announced yet
         self.open_streams = 0  # from stream start until the CRT is done with it
+        self.stuck_streams = 0
         self.on_change: Callable[[], None] | None = None
 
     def on_max_concurrent_streams(self, value: int) -> None:  # CRT thread
@@ -287,8 +315,8 @@ class _StreamLimits:
         with self._lock:
             self.open_streams += 1
 
-    def stream_completed(self) -> None:  # CRT thread
-        self._call_soon(self.stream_closed)
+    def stream_completed(self, slot: _Slot) -> None:  # CRT thread
+        self._call_soon(functools.partial(self.stream_closed, slot))
 
     def _call_soon(self, callback: Callable[[], None]) -> None:
         try:
@@ -299,10 +327,22 @@ class _StreamLimits:
         except Exception:  # the loop has closed: nobody is counting any more
             pass
 
-    def stream_closed(self) -> None:
-        """A stream ended (or never started)."""
+    def stream_closed(self, slot: _Slot | None = None) -> None:
+        """A stream ended (or never started: no slot)."""
         with self._lock:
             self.open_streams -= 1
+            if slot is not None:
+                slot.closed = True
+                self.stuck_streams -= slot.stuck
+        self._changed()
+
+    def stream_stuck(self, slot: _Slot) -> None:
+        """The stream's request body was cut short (no END_STREAM will be sent)."""
+        with self._lock:
+            if slot.closed or slot.stuck:
+                return
+            slot.stuck = True
+            self.stuck_streams += 1
         self._changed()
 
     def _changed(self) -> None:
@@ -359,7 +399,7 @@ class Connection:
         body: PreparedBody,
         *,
         blocking: bool = False,
-    ) -> tuple[Exchange, Any]:
+    ) -> tuple[Exchange, Any, _Slot]:
         http2 = self.http_version == _crt.HTTP2
         method_text = validate_method(method)
         target_text = validate_target(target)
@@ -374,6 +414,7 @@ class Connection:
             on_abandon_incomplete=None if http2 else self.close_nowait,
             blocking=blocking,
         )
+        slot = _Slot()
         try:
             crt_stream = _crt.start_stream(
                 self._crt,
@@ -384,14 +425,14 @@ class Connection:
                 body=body.stream,
                 close_body=body.owns_stream,
                 manual_write=body.manual_write,
-                on_complete=self.stream_limits.stream_completed,
+                on_complete=functools.partial(self.stream_limits.stream_completed, slot),
             )
         except Exception as exc:
             error = translate_crt_error(exc)
             if isinstance(error, CRTError):
                 error.retry_safe = True  # the CRT refused the stream: nothing was sent
             raise error  # noqa: B904  # the cause is kept
-        return exchange, crt_stream
+        return exchange, crt_stream, slot
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -431,16 +472,21 @@ class Connection:
         self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
         try:
             body = await prepare_body(content, http2=http2)
-            exchange, crt_stream = self._start_exchange(method, target, headers, body)
+            exchange, crt_stream, slot = self._start_exchange(method, target, headers, body)
         except BaseException:
             self.stream_limits.stream_closed()
             raise
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(exchange.abandon)
             if body.chunks is not None:
+                body_sent = anyio.Event()
+                # Runs after the writer has stopped: was the body cut short?
+                stack.callback(self._check_body_sent, slot, body_sent)
                 writer = await stack.enter_async_context(helper_tasks())
                 write_data = functools.partial(_crt.write_data, crt_stream)
-                writer.start_soon(_write_chunks, write_data, body.chunks, exchange, timeouts.write)
+                writer.start_soon(
+                    _write_chunks, write_data, body.chunks, exchange, timeouts.write, body_sent
+                )
             with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
                 head = await exchange.wait_head()
             response = Response(exchange, head, crt_stream, read_timeout=timeouts.read)
@@ -481,7 +527,7 @@ class Connection:
         timeouts = Timeout.coerce(timeout)
         self.stream_limits.stream_opened()
         try:
-            exchange, crt_stream = self._start_exchange(method, target, headers, _DUPLEX_BODY)
+            exchange, crt_stream, _ = self._start_exchange(method, target, headers, _DUPLEX_BODY)
         except BaseException:
             self.stream_limits.stream_closed()
             raise
@@ -516,7 +562,7 @@ class Connection:
         timeouts = Timeout.coerce(timeout)
         try:
             body = prepare_body_sync(content, http2=self.http_version == _crt.HTTP2)
-            exchange, crt_stream = self._start_exchange(
+            exchange, crt_stream, slot = self._start_exchange(
                 method, target, headers, body, blocking=True
             )
         except BaseException:
@@ -524,7 +570,11 @@ class Connection:
             raise
         try:
             if body.sync_chunks is not None:
-                _write_chunks_blocking(crt_stream, body.sync_chunks, timeouts.write)
+                try:
+                    _write_chunks_blocking(crt_stream, body.sync_chunks, timeouts.write)
+                except BaseException:
+                    self.stream_limits.stream_stuck(slot)
+                    raise
             return exchange, exchange.wait_head_sync(timeouts.read)
         except BaseException:
             exchange.abandon()
@@ -535,6 +585,10 @@ class Connection:
         _crt.close_connection(self._crt)
         with contextlib.suppress(Exception):  # why, or whether in time, does not matter here
             _crt.shutdown_future(self._crt).result(timeout=timeout)
+
+    def _check_body_sent(self, slot: _Slot, body_sent: anyio.Event) -> None:
+        if not body_sent.is_set():
+            self.stream_limits.stream_stuck(slot)
 
     def close_nowait(self) -> None:
         """Start closing the connection without waiting for its shutdown."""

@@ -105,9 +105,14 @@ class _Pooled:
         return self.connection.stream_limits.open_streams
 
     def has_room(self) -> bool:
-        limit = self.connection.stream_limits.max_concurrent_streams
-        capacity = 1 if limit is None else limit
-        return not self.retired and self.connection.is_open and self.open_streams < capacity
+        limits = self.connection.stream_limits
+        capacity = 1 if limits.max_concurrent_streams is None else limits.max_concurrent_streams
+        return (
+            not self.retired
+            and limits.stuck_streams == 0
+            and self.connection.is_open
+            and self.open_streams < capacity
+        )
 
 
 class _OriginState:
@@ -250,6 +255,11 @@ class _PoolCore:
         # May run as a bare loop callback or on a CRT thread: nothing loop-specific here.
         if pooled.open_streams == 0:
             pooled.idle_since = time.monotonic()
+        stuck = pooled.connection.stream_limits.stuck_streams
+        if stuck and pooled.open_streams == stuck:
+            # Only streams with a cut-short request body are left, and only closing
+            # the connection ends them (it took no new streams since the first one).
+            pooled.connection.close_nowait()
         self._notify(state)
 
     def _prune(self, state: _OriginState) -> None:

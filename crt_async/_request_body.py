@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import IO, BinaryIO, Union, cast
 
+import anyio
+
 __all__ = ["Content", "PreparedBody", "check_content", "prepare_body", "prepare_body_sync"]
 
 Content = Union[bytes, bytearray, memoryview, IO[bytes], Iterable[bytes], AsyncIterable[bytes]]
@@ -39,7 +41,7 @@ class PreparedBody:
         self,
         stream: BinaryIO | None = None,
         content_length: int | None = None,
-        chunks: AsyncIterator[bytes] | None = None,
+        chunks: BodyChunks | None = None,
         owns_stream: bool = False,
         sync_chunks: Iterator[bytes] | None = None,
         manual_write: bool = False,
@@ -70,13 +72,46 @@ def _remaining_size(file: IO[bytes]) -> int | None:
         return None
 
 
-async def _async_chunks(content: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    if isinstance(content, AsyncIterable):
-        async for chunk in content:
-            yield _as_bytes(chunk)
-    else:
-        for chunk in content:
-            yield _as_bytes(chunk)
+class BodyChunks:
+    """The chunks of an (async) iterable request body, checked to be bytes.
+
+    A class rather than an async generator, so that a body abandoned half-way
+    leaves nothing of ours to finalise; :meth:`aclose` closes the caller's
+    iterator (e.g. their async generator) once we stop reading it.
+    """
+
+    __slots__ = ("_async", "_iterator")
+
+    def __init__(self, content: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        self._async = isinstance(content, AsyncIterable)
+        self._iterator: AsyncIterator[bytes] | Iterator[bytes] = (
+            content.__aiter__() if isinstance(content, AsyncIterable) else iter(content)
+        )
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._async:
+            return _as_bytes(await cast("AsyncIterator[bytes]", self._iterator).__anext__())
+        try:
+            return _as_bytes(next(cast("Iterator[bytes]", self._iterator)))
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Close the caller's iterator, shielded from cancellation; never raises
+        for what it finds there (the body has already ended or failed)."""
+        close = getattr(self._iterator, "aclose" if self._async else "close", None)
+        if close is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                result = close()
+                if self._async:
+                    await result
+            except Exception:
+                pass
 
 
 def _new_spool() -> IO[bytes]:
@@ -156,7 +191,7 @@ async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
     prepared = _prepare_known(content, http2=http2, blocking=False)
     if prepared is not None:
         return prepared
-    chunks = _async_chunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
+    chunks = BodyChunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
     if http2:
         return PreparedBody(chunks=chunks)
     spool = _new_spool()
@@ -166,6 +201,8 @@ async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
     except BaseException:
         spool.close()
         raise
+    finally:
+        await chunks.aclose()
     return _spooled(spool)
 
 

@@ -9,17 +9,29 @@ no exception inside a CRT callback, and the same client still works.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 import anyio.lowlevel
+import httpx
 import pytest
 
-from crt_async import Client, ConnectionPool, DuplexStream, TLSConfig, connect, wait_event
+from crt_async import (
+    Client,
+    ConnectionPool,
+    DuplexStream,
+    PoolStats,
+    TLSConfig,
+    connect,
+    wait_event,
+)
+from crt_async.httpx import CRTTransport
 
 from .conftest import LocalServer
 
@@ -28,7 +40,7 @@ pytestmark = pytest.mark.anyio
 SEED = 6_2026
 TASKS = 1000
 CONCURRENCY = 50
-PHASES = ("connect", "headers", "mid-body", "mid-send", "wait_event")
+PHASES = ("connect", "headers", "mid-body", "mid-send", "mid-upload", "wait_event")
 
 
 def open_fds() -> int:
@@ -113,6 +125,17 @@ class Storm:
                     cancel.point()
                     await stream.send(rng.randbytes(rng.randint(1, 64 * 1024)))
 
+    async def mid_upload(self, rng: random.Random, cancel: RandomCancel) -> None:
+        # An iterable body, cut short: the stream is left without END_STREAM (never
+        # presented as complete), and its connection is retired and closed.
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(rng.randint(1, 40)):
+                cancel.point()
+                yield rng.randbytes(rng.randint(1, 32 * 1024))
+
+        async with self.client.stream("POST", "/upload", content=body()) as response:
+            assert response.status == 200
+
     async def wait_event(self, rng: random.Random, cancel: RandomCancel) -> None:
         event = rng.choice(self.events)  # never set: only cancellations end the waits
         while True:
@@ -179,7 +202,7 @@ async def test_a_thousand_tasks_cancelled_at_random_points_leave_nothing_behind(
                 for index in range(TASKS):
                     tg.start_soon(storm.run_one, index, limiter)
         print(f"phases: {storm.phases_run}, cancelled: {storm.cancelled}/{TASKS}")
-        assert all(count > 100 for count in storm.phases_run.values())
+        assert all(count > 100 for count in storm.phases_run.values()), storm.phases_run
         assert storm.cancelled > TASKS // 2
 
         pool = client.transport
@@ -287,3 +310,69 @@ async def test_duplex_left_by_a_cancelled_reader_ends_our_side_and_frees_its_slo
             await stream.send(b"still fine")
             assert await receive_exactly(stream, 10) == b"still fine"
     assert_nothing_reported(capfd, quiet, crt_thread_errors)
+
+
+# -- request bodies cut short ----------------------------------------------------------------
+
+
+async def test_an_upload_cut_short_retires_its_connection_without_harming_the_others(
+    h2_server: LocalServer,
+    tls: TLSConfig,
+    crt_thread_errors: list[BaseException],
+    capfd: pytest.CaptureFixture[str],
+    quiet: pytest.LogCaptureFixture,
+) -> None:
+    """A stream whose iterable body was cut short can only end with its connection:
+    the pool stops giving that connection new streams, lets the others finish, then
+    closes it -- nothing stays in use."""
+    async with Client(base_url=h2_server.https_url, tls=tls) as client:
+        pool = client.transport
+        assert isinstance(pool, ConnectionPool)
+        async with client.stream("GET", "/drip?count=20&interval=0.02") as dripping:
+            started = anyio.Event()
+
+            async def body() -> AsyncIterator[bytes]:
+                yield b"x" * 10_000
+                started.set()
+                await anyio.sleep_forever()  # cut short by the cancellation below
+                yield b""  # pragma: no cover
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(functools.partial(client.post, "/upload", content=body()))
+                await started.wait()
+                tg.cancel_scope.cancel()
+            # The connection now carries the drip and the cut-short upload: a new
+            # request goes to a new connection.
+            assert (await client.get("/")).status == 200
+            assert pool.stats().connections == 2
+            # The drip on the retired connection is not harmed.
+            assert len(await dripping.aread()) == 20
+        await wait_until(
+            lambda: pool.stats().connections == 1 and pool.stats().streams == 0,
+            5,
+            f"the retired connection closed: {pool.stats()}",
+        )
+    assert_nothing_reported(capfd, quiet, crt_thread_errors)
+
+
+def test_a_sync_upload_cut_short_closes_its_connection(h2_server: LocalServer) -> None:
+    """The same for the blocking pool (httpx.Client): the failing body's error reaches the
+    caller, and the connection whose stream can no longer end is closed."""
+
+    class BodyFailed(Exception):
+        pass
+
+    def body() -> Iterator[bytes]:
+        yield b"x" * 10_000
+        raise BodyFailed
+
+    transport = CRTTransport(verify=h2_server.ca_file)
+    with httpx.Client(transport=transport) as client:
+        with pytest.raises(BodyFailed):
+            client.post(h2_server.https_url + "/upload", content=body())
+        pool = transport.blocking_pool
+        deadline = time.monotonic() + 5
+        while pool.stats().connections and time.monotonic() < deadline:
+            time.sleep(0.01)  # no loop here: poll the CRT's state
+        assert pool.stats() == PoolStats(connections=0, idle=0, in_use=0, streams=0, connecting=0)
+        assert client.get(h2_server.https_url).status_code == 200
