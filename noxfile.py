@@ -3,6 +3,7 @@
 nox -s lint typecheck tests   # the checks CI cares about
 nox -s demo                   # run every example against the local HTTP/2 server
 nox -s bench                  # the benchmark table (apt-get install nginx-light first)
+nox -s soak                   # the leak and soak runs (several minutes)
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ def tests(session: nox.Session) -> None:
     """Run the test suite under asyncio and trio."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Only the soak tests (100,000 requests and 1,000 duplex streams through one Client)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "soak", "-s", *session.posargs)
 
 
 @nox.session

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Union, cast
 
+from ._connection import parse_origin
 from ._duplex import DuplexStream
 from ._headers import HeaderTypes, validate_headers
 from ._pool import ConnectionPool
@@ -66,8 +67,11 @@ class Client:
             transport = ConnectionPool(tls=tls)
         elif tls is not None:
             raise ValueError("pass tls to the transport, not to a Client given a transport")
-        if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        if base_url is not None:
+            try:
+                parse_origin(base_url)
+            except ValueError as exc:  # the message never repeats the URL (credentials)
+                raise ValueError(f"invalid base_url: {exc}") from None
         self.transport: AsyncTransport = transport
         self.base_url = base_url
         self.headers = validate_headers(headers, http2=False)

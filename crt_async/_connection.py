@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
+import re
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +29,7 @@ from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
 from ._loop import current_loop
-from ._request_body import Content, PreparedBody, prepare_body, prepare_body_sync
+from ._request_body import BodyChunks, Content, PreparedBody, prepare_body, prepare_body_sync
 from ._response import Response
 from ._tasks import helper_tasks
 from ._timeouts import Timeout, TimeoutTypes, check_seconds, fail_after
@@ -42,6 +43,8 @@ INITIAL_RECEIVE_WINDOW = 1024 * 1024
 DEFAULT_MAX_RECEIVE_WINDOW = 8 * 1024 * 1024
 _MAX_WINDOW_LIMIT = 2**31 - 1  # HTTP/2's largest flow-control window
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Printable ASCII without spaces (urlsplit would silently drop tabs and newlines).
+_URL = re.compile(r"[\x21-\x7e]+\Z")
 # A duplex stream's request body stays open for DuplexStream.send().
 _DUPLEX_BODY = PreparedBody(manual_write=True)
 
@@ -69,11 +72,22 @@ def parse_origin(url: str) -> Origin:
     """Return the origin of an ``http://`` or ``https://`` URL.
 
     Raises:
-        ValueError: another scheme, no host, or an invalid port.
+        ValueError: another scheme, no host, an invalid port, or credentials in
+            the URL (``user:password@``); the message never repeats the URL.
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__}")
+    if not _URL.match(url):
+        raise ValueError(
+            "invalid URL: spaces, control and non-ASCII characters must be percent-encoded"
+            " (and a non-ASCII host name IDNA-encoded)"
+        )
     parts = urllib.parse.urlsplit(url)
+    if "@" in parts.netloc:
+        raise ValueError(
+            "credentials in the URL (user:password@host) are not supported and are never"
+            " sent: pass them in an Authorization header"
+        )
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use http:// or https://")
@@ -266,15 +280,17 @@ def _start_connect(
 
 async def _write_chunks(
     write_data: WriteData,
-    chunks: AsyncIterator[bytes],
+    chunks: BodyChunks,
     exchange: Exchange,
     write_timeout: float | None,
+    body_sent: anyio.Event,
 ) -> None:
     """Send an (async) iterable request body on an HTTP/2 stream, one write at a time.
 
-    A failure (of the stream, of the caller's iterable, or a write timeout)
-    goes to the reader of the response.  The stream is then left without
-    END_STREAM: a truncated body is never presented to the server as complete.
+    ``body_sent`` is set once the CRT has taken END_STREAM.  A failure (of the
+    stream, of the caller's iterable, or a write timeout) goes to the reader of
+    the response.  The stream is then left without END_STREAM: a truncated body
+    is never presented to the server as complete.
     """
     try:
         async for chunk in chunks:
@@ -283,9 +299,12 @@ async def _write_chunks(
                     await send_body_data(write_data, chunk, end_stream=False)
         with fail_after(write_timeout, WriteTimeout, "END_STREAM not taken in time"):
             await send_body_data(write_data, None, end_stream=True)
+        body_sent.set()
     except Exception as exc:
         if not _stream_completed(exc):
             exchange.on_error(exc)
+    finally:
+        await chunks.aclose()
 
 
 def _stream_completed(error: BaseException) -> bool:
@@ -316,6 +335,16 @@ def _write_chunks_blocking(
             raise error  # noqa: B904  # the cause is kept
 
 
+class _Slot:
+    """One started stream's place in its connection's count."""
+
+    __slots__ = ("closed", "stuck")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.stuck = False
+
+
 class _StreamLimits:
     """How many streams a connection may carry, and how many it carries now.
 
@@ -325,15 +354,28 @@ class _StreamLimits:
     by a pool) learns that capacity may have changed: on the loop for event-loop
     use; for blocking (thread) use on the CRT thread, where it must be
     thread-safe and never raise.
+
+    ``stuck_streams`` counts open streams whose request body was cut short
+    (cancelled or failed): they were left without END_STREAM, so the server may
+    wait for the rest forever and, as the CRT's bindings cannot reset one
+    stream, only closing the connection ends them.
     """
 
-    __slots__ = ("_lock", "_loop_call", "max_concurrent_streams", "on_change", "open_streams")
+    __slots__ = (
+        "_lock",
+        "_loop_call",
+        "max_concurrent_streams",
+        "on_change",
+        "open_streams",
+        "stuck_streams",
+    )
 
     def __init__(self, *, blocking: bool = False) -> None:
         self._loop_call = None if blocking else current_loop().call_soon
         self._lock = threading.Lock()
         self.max_concurrent_streams: int | None = None  # None: not announced yet
         self.open_streams = 0  # from stream start until the CRT is done with it
+        self.stuck_streams = 0
         self.on_change: Callable[[], None] | None = None
 
     def on_max_concurrent_streams(self, value: int) -> None:  # CRT thread
@@ -344,9 +386,8 @@ class _StreamLimits:
         with self._lock:
             self.open_streams += 1
 
-    def stream_completed(self) -> None:  # CRT thread
-        with self._lock:
-            self.open_streams -= 1
+    def stream_completed(self, slot: _Slot) -> None:  # CRT thread
+        self._release(slot)
         if self.on_change is not None:  # nobody listening: no loop callback at all
             self._call_soon(self._changed)
 
@@ -359,10 +400,25 @@ class _StreamLimits:
         except Exception:  # the loop has closed: nobody is counting any more
             pass
 
-    def stream_closed(self) -> None:
-        """A stream ended (or never started)."""
+    def stream_closed(self, slot: _Slot | None = None) -> None:
+        """A stream ended (or never started: no slot)."""
+        self._release(slot)
+        self._changed()
+
+    def _release(self, slot: _Slot | None) -> None:
         with self._lock:
             self.open_streams -= 1
+            if slot is not None:
+                slot.closed = True
+                self.stuck_streams -= slot.stuck
+
+    def stream_stuck(self, slot: _Slot) -> None:
+        """The stream's request body was cut short (no END_STREAM will be sent)."""
+        with self._lock:
+            if slot.closed or slot.stuck:
+                return
+            slot.stuck = True
+            self.stuck_streams += 1
         self._changed()
 
     def _changed(self) -> None:
@@ -419,7 +475,7 @@ class Connection:
         body: PreparedBody,
         *,
         blocking: bool = False,
-    ) -> tuple[Exchange, Any]:
+    ) -> tuple[Exchange, Any, _Slot]:
         http2 = self.http_version == _crt.HTTP2
         method_text = validate_method(method)
         target_text = validate_target(target)
@@ -434,6 +490,7 @@ class Connection:
             on_abandon_incomplete=None if http2 else self.close_nowait,
             blocking=blocking,
         )
+        slot = _Slot()
         try:
             crt_stream = _crt.start_stream(
                 self._crt,
@@ -444,14 +501,14 @@ class Connection:
                 body=body.stream,
                 close_body=body.owns_stream,
                 manual_write=body.manual_write,
-                on_complete=self.stream_limits.stream_completed,
+                on_complete=functools.partial(self.stream_limits.stream_completed, slot),
             )
         except Exception as exc:
             error = translate_crt_error(exc)
             if isinstance(error, CRTError):
                 error.retry_safe = True  # the CRT refused the stream: nothing was sent
             raise error  # noqa: B904  # the cause is kept
-        return exchange, crt_stream
+        return exchange, crt_stream, slot
 
     def stream(
         self,
@@ -493,16 +550,16 @@ class Connection:
         target: str | bytes,
         headers: HeaderTypes,
         content: Content | None,
-    ) -> tuple[Exchange, Any, PreparedBody]:
+    ) -> tuple[Exchange, Any, PreparedBody, _Slot]:
         """Count the stream, prepare the body and start the exchange (body not yet written)."""
         self.stream_limits.stream_opened()  # before any await: a pool's choice stays valid
         try:
             body = await prepare_body(content, http2=self.http_version == _crt.HTTP2)
-            exchange, crt_stream = self._start_exchange(method, target, headers, body)
+            exchange, crt_stream, slot = self._start_exchange(method, target, headers, body)
         except BaseException:
             self.stream_limits.stream_closed()
             raise
-        return exchange, crt_stream, body
+        return exchange, crt_stream, body, slot
 
     async def open(
         self,
@@ -524,11 +581,19 @@ class Connection:
             as :meth:`stream`.
         """
         timeouts = Timeout.coerce(timeout)
-        exchange, crt_stream, body = await self._start_request(method, target, headers, content)
+        exchange, crt_stream, body, slot = await self._start_request(
+            method, target, headers, content
+        )
         try:
             if body.chunks is not None:
+                body_sent = anyio.Event()
                 write_data = functools.partial(_crt.write_data, crt_stream)
-                await _write_chunks(write_data, body.chunks, exchange, timeouts.write)
+                try:
+                    await _write_chunks(
+                        write_data, body.chunks, exchange, timeouts.write, body_sent
+                    )
+                finally:
+                    self._check_body_sent(slot, body_sent)
             with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
                 head = await exchange.wait_head()
         except BaseException:
@@ -570,7 +635,7 @@ class Connection:
         timeouts = Timeout.coerce(timeout)
         self.stream_limits.stream_opened()
         try:
-            exchange, crt_stream = self._start_exchange(method, target, headers, _DUPLEX_BODY)
+            exchange, crt_stream, _ = self._start_exchange(method, target, headers, _DUPLEX_BODY)
         except BaseException:
             self.stream_limits.stream_closed()
             raise
@@ -605,7 +670,7 @@ class Connection:
         timeouts = Timeout.coerce(timeout)
         try:
             body = prepare_body_sync(content, http2=self.http_version == _crt.HTTP2)
-            exchange, crt_stream = self._start_exchange(
+            exchange, crt_stream, slot = self._start_exchange(
                 method, target, headers, body, blocking=True
             )
         except BaseException:
@@ -613,7 +678,11 @@ class Connection:
             raise
         try:
             if body.sync_chunks is not None:
-                _write_chunks_blocking(crt_stream, body.sync_chunks, timeouts.write)
+                try:
+                    _write_chunks_blocking(crt_stream, body.sync_chunks, timeouts.write)
+                except BaseException:
+                    self.stream_limits.stream_stuck(slot)
+                    raise
             return exchange, exchange.wait_head_sync(timeouts.read)
         except BaseException:
             exchange.abandon()
@@ -624,6 +693,10 @@ class Connection:
         _crt.close_connection(self._crt)
         with contextlib.suppress(Exception):  # why, or whether in time, does not matter here
             _crt.shutdown_future(self._crt).result(timeout=timeout)
+
+    def _check_body_sent(self, slot: _Slot, body_sent: anyio.Event) -> None:
+        if not body_sent.is_set():
+            self.stream_limits.stream_stuck(slot)
 
     def close_nowait(self) -> None:
         """Start closing the connection without waiting for its shutdown."""
@@ -692,17 +765,27 @@ class _ResponseContext:
         self._writer: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Response:
-        exchange, crt_stream, body = await self._connection._start_request(
+        connection = self._connection
+        exchange, crt_stream, body, slot = await connection._start_request(
             self._method, self._target, self._headers, self._content
         )
         read_timeout = self._timeouts.read
         try:
             if body.chunks is not None:
                 self._writer = writer = contextlib.AsyncExitStack()
+                body_sent = anyio.Event()
+                # Runs after the writer has stopped: was the body cut short?
+                writer.callback(connection._check_body_sent, slot, body_sent)
                 group = await writer.enter_async_context(helper_tasks())
                 write_data = functools.partial(_crt.write_data, crt_stream)
-                write_timeout = self._timeouts.write
-                group.start_soon(_write_chunks, write_data, body.chunks, exchange, write_timeout)
+                group.start_soon(
+                    _write_chunks,
+                    write_data,
+                    body.chunks,
+                    exchange,
+                    self._timeouts.write,
+                    body_sent,
+                )
             with fail_after(read_timeout, ReadTimeout, "no response head in time"):
                 head = await exchange.wait_head()
         except BaseException as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import io
+import os
 import re
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
@@ -44,6 +46,8 @@ HTTP11 = "HTTP/1.1"
 # number (RFC 9113); we use at most this many streams per connection then.
 UNANNOUNCED_MAX_CONCURRENT_STREAMS = 100
 
+_MAX_UINT32 = 2**32 - 1
+
 CRTConnection = Any  # awscrt.http.HttpClientConnection or Http2ClientConnection
 CRTStream = Any  # awscrt.http.HttpClientStream or Http2ClientStream
 
@@ -66,9 +70,47 @@ def new_tls_context(
         options.override_default_trust_store_from_path(None, ca_file)
     elif ca_data is not None:
         options.override_default_trust_store(ca_data)
+    elif verify:
+        ca_dir, system_ca_file = system_trust_store()
+        if ca_dir is not None or system_ca_file is not None:
+            options.override_default_trust_store_from_path(ca_dir, system_ca_file)
     options.verify_peer = verify
     options.alpn_list = list(alpn)
     return crt_io.ClientTlsContext(options)
+
+
+# Where the CRT looks for the system trust store on Linux and the BSDs (aws-c-io's
+# pki_utils); on macOS and Windows it uses the platform's own store.
+_SYSTEM_CA_DIRS = (
+    "/etc/ssl/certs",
+    "/etc/pki/tls/certs",
+    "/system/etc/security/cacerts",
+    "/usr/local/share/certs",
+    "/etc/openssl/certs",
+)
+_SYSTEM_CA_FILES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
+
+
+def system_trust_store() -> tuple[str | None, str | None]:
+    """The system CA directory and bundle, as the CRT itself would find them.
+
+    Passing them explicitly matters: left to itself, the CRT's TLS library
+    (s2n, via libcrypto) also trusts whatever ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    name, and crt_async takes nothing from the environment.  ``(None, None)`` on
+    macOS and Windows, where the CRT uses the platform's store.
+    """
+    if sys.platform in ("darwin", "win32"):
+        return None, None
+    ca_dir = next((path for path in _SYSTEM_CA_DIRS if os.path.isdir(path)), None)
+    ca_file = next((path for path in _SYSTEM_CA_FILES if os.path.isfile(path)), None)
+    return ca_dir, ca_file
 
 
 def tls_connection_options(context: Any, server_name: str) -> Any:
@@ -105,7 +147,8 @@ def open_connection(
     """
     socket_options = crt_io.SocketOptions()
     if connect_timeout is not None:
-        socket_options.connect_timeout_ms = max(1, int(connect_timeout * 1000))
+        # A C uint32: longer limits are left to the shim's own deadline.
+        socket_options.connect_timeout_ms = int(min(max(1, connect_timeout * 1000), _MAX_UINT32))
 
     first_settings = True
 

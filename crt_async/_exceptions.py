@@ -15,6 +15,8 @@ Hierarchy::
     ├── UnsupportedTransportError
     └── ConnectionClosed          (WebSocket closed)
 
+    InsecureTLSWarning            (a UserWarning: TLS verification was turned off)
+
 Bad input is reported with the builtin ``ValueError`` / ``TypeError`` before it
 reaches the CRT.
 """
@@ -127,6 +129,11 @@ class ConnectionClosed(CRTError):
         super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
         self.code = code
         self.reason = reason
+
+
+class InsecureTLSWarning(UserWarning):
+    """Emitted once for each ``TLSConfig(verify=False)`` (and ``CRTTransport(verify=False)``)
+    built: connections using it accept any certificate for any host name."""
 
 
 _CONNECT_TIMEOUT_ERRORS = frozenset({"AWS_IO_SOCKET_TIMEOUT"})

@@ -42,10 +42,10 @@ from ._connection import (
     parse_proxy,
 )
 from ._duplex import DuplexStream
-from ._exceptions import CRTError, PoolTimeout, StreamClosedError
+from ._exceptions import CRTError, PoolTimeout, StreamClosedError, UnsupportedTransportError
 from ._exchange import Exchange, ResponseHead
-from ._headers import HeaderTypes
-from ._request_body import Content
+from ._headers import HeaderTypes, validate_headers, validate_method, validate_target
+from ._request_body import Content, check_content
 from ._response import Response
 from ._timeouts import Timeout, TimeoutTypes, check_seconds
 from ._tls import TLSConfig
@@ -111,9 +111,14 @@ class _Pooled:
         return self.connection.stream_limits.open_streams
 
     def has_room(self) -> bool:
-        limit = self.connection.stream_limits.max_concurrent_streams
-        capacity = 1 if limit is None else limit
-        return not self.retired and self.connection.is_open and self.open_streams < capacity
+        limits = self.connection.stream_limits
+        capacity = 1 if limits.max_concurrent_streams is None else limits.max_concurrent_streams
+        return (
+            not self.retired
+            and limits.stuck_streams == 0
+            and self.connection.is_open
+            and self.open_streams < capacity
+        )
 
 
 class _OriginState:
@@ -200,6 +205,48 @@ class _PoolCore:
                 return pooled
         return None
 
+    @staticmethod
+    def _check_request(
+        method: str | bytes,
+        target: str,
+        headers: HeaderTypes,
+        content: Content | None,
+        *,
+        blocking: bool = False,
+    ) -> None:
+        """Reject bad input before any I/O (the connection checks again, for direct use).
+
+        Raises:
+            ValueError, TypeError: as ``Connection.stream()`` would, but before a
+                connection is opened or chosen.
+        """
+        validate_method(method)
+        validate_target(target)
+        validate_headers(headers, http2=False)
+        check_content(content, blocking=blocking)
+
+    def _check_duplex(self, origin: Origin) -> None:
+        """Refuse, before any I/O, a duplex stream to an origin that cannot speak HTTP/2.
+
+        Raises:
+            UnsupportedTransportError: an ``http://`` origin (no h2c in the CRT's
+                bindings), TLS settings that do not offer ``h2``, or an origin
+                whose connections negotiated HTTP/1.1.
+        """
+        state = self._origins.get(origin)
+        if origin.scheme == "http":
+            reason = "http:// is HTTP/1.1 only (the CRT has no HTTP/2 without TLS)"
+        elif self._tls is not None and "h2" not in self._tls.alpn:
+            reason = "the pool's TLSConfig does not offer h2 with ALPN"
+        elif state is not None and state.http2 is False:
+            reason = "the server negotiated HTTP/1.1"
+        else:
+            return
+        raise UnsupportedTransportError(
+            f"duplex streaming needs HTTP/2 and {origin} cannot provide it: {reason}."
+            " Use an https:// origin that negotiates h2, or crt_async.MockTransport in tests."
+        )
+
     def _connect_args(self, origin: Origin, timeouts: Timeout) -> dict[str, Any]:
         return {
             "tls": self._tls if origin.scheme == "https" else None,
@@ -219,6 +266,11 @@ class _PoolCore:
         # May run as a bare loop callback or on a CRT thread: nothing loop-specific here.
         if pooled.open_streams == 0:
             pooled.idle_since = time.monotonic()
+        stuck = pooled.connection.stream_limits.stuck_streams
+        if stuck and pooled.open_streams == stuck:
+            # Only streams with a cut-short request body are left, and only closing
+            # the connection ends them (it took no new streams since the first one).
+            pooled.connection.close_nowait()
         self._notify(state)
 
     def _prune(self, state: _OriginState) -> None:
@@ -348,6 +400,7 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
+        self._check_request(method, target, headers, content)
         return _PooledStream(
             self,
             origin,
@@ -377,6 +430,7 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
+        self._check_request(method, target, headers, content)
         return await self._enter(
             origin,
             timeouts,
@@ -397,11 +451,15 @@ class ConnectionPool(_PoolCore):
         """Open a duplex HTTP/2 stream on a pooled connection (see ``Connection.duplex()``).
 
         Raises:
-            UnsupportedTransportError: the origin speaks HTTP/1.1 (before
-                anything is sent on the connection).
+            UnsupportedTransportError: the origin cannot speak HTTP/2 (raised
+                before any I/O when that is known beforehand: ``http://``, no
+                ``h2`` in the ALPN list, or an origin that negotiated HTTP/1.1;
+                else before anything is sent on the new connection).
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
+        self._check_request(method, target, headers, None)
+        self._check_duplex(origin)
         return _PooledStream(
             self,
             origin,
@@ -547,6 +605,7 @@ class BlockingConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
+        self._check_request(method, target, headers, content, blocking=True)
         replayable = _replayable(content)
         for attempt in (1, 2):
             pooled = self._acquire(origin, timeouts)

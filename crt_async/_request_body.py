@@ -18,7 +18,9 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import IO, BinaryIO, Union, cast
 
-__all__ = ["Content", "PreparedBody", "prepare_body", "prepare_body_sync"]
+import anyio
+
+__all__ = ["Content", "PreparedBody", "check_content", "prepare_body", "prepare_body_sync"]
 
 Content = Union[bytes, bytearray, memoryview, IO[bytes], Iterable[bytes], AsyncIterable[bytes]]
 """A request body: bytes, a binary file, or an (async) iterable of bytes."""
@@ -39,7 +41,7 @@ class PreparedBody:
         self,
         stream: BinaryIO | None = None,
         content_length: int | None = None,
-        chunks: AsyncIterator[bytes] | None = None,
+        chunks: BodyChunks | None = None,
         owns_stream: bool = False,
         sync_chunks: Iterator[bytes] | None = None,
         manual_write: bool = False,
@@ -70,13 +72,46 @@ def _remaining_size(file: IO[bytes]) -> int | None:
         return None
 
 
-async def _async_chunks(content: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    if isinstance(content, AsyncIterable):
-        async for chunk in content:
-            yield _as_bytes(chunk)
-    else:
-        for chunk in content:
-            yield _as_bytes(chunk)
+class BodyChunks:
+    """The chunks of an (async) iterable request body, checked to be bytes.
+
+    A class rather than an async generator, so that a body abandoned half-way
+    leaves nothing of ours to finalise; :meth:`aclose` closes the caller's
+    iterator (e.g. their async generator) once we stop reading it.
+    """
+
+    __slots__ = ("_async", "_iterator")
+
+    def __init__(self, content: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        self._async = isinstance(content, AsyncIterable)
+        self._iterator: AsyncIterator[bytes] | Iterator[bytes] = (
+            content.__aiter__() if isinstance(content, AsyncIterable) else iter(content)
+        )
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._async:
+            return _as_bytes(await cast("AsyncIterator[bytes]", self._iterator).__anext__())
+        try:
+            return _as_bytes(next(cast("Iterator[bytes]", self._iterator)))
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Close the caller's iterator, shielded from cancellation; never raises
+        for what it finds there (the body has already ended or failed)."""
+        close = getattr(self._iterator, "aclose" if self._async else "close", None)
+        if close is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                result = close()
+                if self._async:
+                    await result
+            except Exception:
+                pass
 
 
 def _new_spool() -> IO[bytes]:
@@ -89,36 +124,61 @@ def _spooled(spool: IO[bytes]) -> PreparedBody:
     return PreparedBody(stream=cast(BinaryIO, spool), content_length=size, owns_stream=True)
 
 
-def _prepare_known(content: Content | None, *, http2: bool) -> PreparedBody | None:
-    """Prepare bytes, files and None; return None for an (async) iterable.
+def _spool(blocks: Iterable[bytes]) -> PreparedBody:
+    """Spool ``blocks``; if they fail (a bad chunk, a read error), close the spool and re-raise."""
+    spool = _new_spool()
+    try:
+        for block in blocks:
+            spool.write(block)
+    except BaseException:
+        spool.close()
+        raise
+    return _spooled(spool)
 
-    Raises:
-        TypeError: ``str`` (encode it first) or any other unsupported type.
+
+def check_content(content: object, *, blocking: bool = False) -> None:
+    """Raise ``TypeError`` for a request body :func:`prepare_body` (or, with
+    ``blocking``, :func:`prepare_body_sync`) would refuse; reads nothing.
+
+    Lets a pool reject bad input before it does any I/O.  A chunk that is not
+    bytes can only be found while the body is sent.
     """
-    if content is None:
-        return PreparedBody()
-    if isinstance(content, (bytes, bytearray, memoryview)):
-        data = bytes(content)
-        return PreparedBody(stream=io.BytesIO(data), content_length=len(data))
+    if content is None or isinstance(content, (bytes, bytearray, memoryview)):
+        return
     if isinstance(content, str):
         raise TypeError("content must be bytes, not str: encode it first (e.g. text.encode())")
     if isinstance(content, io.TextIOBase):
         raise TypeError("content must be a binary file: open it in binary mode ('rb')")
     if callable(getattr(content, "read", None)):
+        return
+    if blocking and isinstance(content, AsyncIterable) and not isinstance(content, Iterable):
+        raise TypeError("an async iterable request body needs the async API")
+    if not isinstance(content, (Iterable, AsyncIterable)):
+        raise TypeError(
+            "content must be bytes, a binary file, or an iterable or async iterable of bytes,"
+            f" got {type(content).__name__}"
+        )
+
+
+def _prepare_known(content: Content | None, *, http2: bool, blocking: bool) -> PreparedBody | None:
+    """Prepare bytes, files and None; return None for an (async) iterable.
+
+    Raises:
+        TypeError: see :func:`check_content`.
+    """
+    check_content(content, blocking=blocking)
+    if content is None:
+        return PreparedBody()
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        data = bytes(content)
+        return PreparedBody(stream=io.BytesIO(data), content_length=len(data))
+    if callable(getattr(content, "read", None)):
         file = cast(IO[bytes], content)
         size = _remaining_size(file)
         if size is not None or http2:
             return PreparedBody(stream=cast(BinaryIO, file), content_length=size)
-        spool = _new_spool()
-        for block in iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b""):
-            spool.write(block)
-        return _spooled(spool)
-    if isinstance(content, (Iterable, AsyncIterable)):
-        return None
-    raise TypeError(
-        "content must be bytes, a binary file, or an iterable or async iterable of bytes,"
-        f" got {type(content).__name__}"
-    )
+        return _spool(iter(lambda: file.read(SPOOL_MEMORY_LIMIT), b""))
+    return None
 
 
 async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
@@ -128,15 +188,21 @@ async def prepare_body(content: Content | None, *, http2: bool) -> PreparedBody:
         TypeError: ``str`` (encode it first) or any other unsupported type, or
             a chunk that is not bytes.
     """
-    prepared = _prepare_known(content, http2=http2)
+    prepared = _prepare_known(content, http2=http2, blocking=False)
     if prepared is not None:
         return prepared
-    chunks = _async_chunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
+    chunks = BodyChunks(cast("Iterable[bytes] | AsyncIterable[bytes]", content))
     if http2:
         return PreparedBody(chunks=chunks)
     spool = _new_spool()
-    async for chunk in chunks:
-        spool.write(chunk)
+    try:
+        async for chunk in chunks:
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    finally:
+        await chunks.aclose()
     return _spooled(spool)
 
 
@@ -146,15 +212,10 @@ def prepare_body_sync(content: Content | None, *, http2: bool) -> PreparedBody:
     Raises:
         TypeError: as :func:`prepare_body`, and for an async iterable.
     """
-    prepared = _prepare_known(content, http2=http2)
+    prepared = _prepare_known(content, http2=http2, blocking=True)
     if prepared is not None:
         return prepared
-    if isinstance(content, AsyncIterable):
-        raise TypeError("an async iterable request body needs the async API")
     chunks = (_as_bytes(chunk) for chunk in cast("Iterable[bytes]", content))
     if http2:
         return PreparedBody(sync_chunks=chunks)
-    spool = _new_spool()
-    for chunk in chunks:
-        spool.write(chunk)
-    return _spooled(spool)
+    return _spool(chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 from collections.abc import Iterator
 from typing import Union
@@ -11,7 +12,14 @@ import anyio
 
 __all__ = ["Timeout", "TimeoutTypes", "check_seconds", "fail_after"]
 
-_UNSET: float = -1.0
+
+class _Unset(enum.Enum):
+    """A per-phase limit not given: the phase takes the default (``-1`` is a bad limit)."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
 
 
 def check_seconds(value: float | None, what: str) -> float | None:
@@ -56,16 +64,16 @@ class Timeout:
         self,
         timeout: float | None = None,
         *,
-        connect: float | None = _UNSET,
-        read: float | None = _UNSET,
-        write: float | None = _UNSET,
-        pool: float | None = _UNSET,
+        connect: float | _Unset | None = _UNSET,
+        read: float | _Unset | None = _UNSET,
+        write: float | _Unset | None = _UNSET,
+        pool: float | _Unset | None = _UNSET,
     ) -> None:
         default = check_seconds(timeout, "timeout")
-        self.connect = default if connect == _UNSET else check_seconds(connect, "connect timeout")
-        self.read = default if read == _UNSET else check_seconds(read, "read timeout")
-        self.write = default if write == _UNSET else check_seconds(write, "write timeout")
-        self.pool = default if pool == _UNSET else check_seconds(pool, "pool timeout")
+        self.connect = default if connect is _UNSET else check_seconds(connect, "connect timeout")
+        self.read = default if read is _UNSET else check_seconds(read, "read timeout")
+        self.write = default if write is _UNSET else check_seconds(write, "write timeout")
+        self.pool = default if pool is _UNSET else check_seconds(pool, "pool timeout")
 
     @classmethod
     def coerce(cls, value: TimeoutTypes) -> Timeout:

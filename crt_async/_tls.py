@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from . import _crt
-from ._exceptions import TLSError
+from ._exceptions import InsecureTLSWarning, TLSError
 
 __all__ = ["TLSConfig"]
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside crt_async."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("crt_async."):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _readable_file(path: str | os.PathLike[str] | None, what: str) -> str | None:
@@ -49,6 +61,8 @@ class TLSConfig:
         ca_file: PEM file of trusted CA certificates, replacing the system store.
         ca_data: PEM text of trusted CA certificates, replacing the system store.
         verify: verify the server's certificate and host name (default True).
+            ``False`` accepts any certificate for any name and emits an
+            :class:`~crt_async.InsecureTLSWarning` (once per ``TLSConfig``).
         cert_file: client certificate chain (PEM) for mutual TLS; needs ``key_file``.
         key_file: private key (PEM) of the client certificate; may be the same
             file as ``cert_file`` when that holds both.
@@ -81,6 +95,13 @@ class TLSConfig:
     ) -> None:
         if not isinstance(verify, bool):
             raise TypeError(f"verify must be a bool, got {type(verify).__name__}")
+        if not verify:
+            warnings.warn(
+                "TLSConfig(verify=False): certificates and host names are not checked;"
+                " any server (or man in the middle) is accepted",
+                InsecureTLSWarning,
+                stacklevel=_caller_stacklevel(),
+            )
         if ca_file is not None and ca_data is not None:
             raise ValueError("pass ca_file or ca_data, not both")
         if (cert_file is None) != (key_file is None):

@@ -97,6 +97,13 @@ def _mapped_errors(request: httpx.Request, *, reading_body: bool = False) -> Ite
         raise _httpx_error(request, exc, reading_body=reading_body) from exc
 
 
+def _url(request: httpx.Request) -> str:
+    """The request URL without credentials: httpx has already turned ``user:password@``
+    into an Authorization header, and crt_async refuses URLs that carry them."""
+    url = request.url
+    return str(url.copy_with(userinfo=b"") if url.userinfo else url)
+
+
 def _timeout(request: httpx.Request) -> Timeout:
     limits = request.extensions.get("timeout", {})
     return Timeout(
@@ -247,7 +254,7 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 with _mapped_errors(request):
                     exchange, head = self.blocking_pool.open(
                         request.method,
-                        str(request.url),
+                        _url(request),
                         headers=request.headers.raw,
                         content=content,
                         timeout=timeouts,
@@ -270,7 +277,7 @@ class CRTTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         for attempt in range(self._retries + 1):
             context = self._pool.stream(
                 request.method,
-                str(request.url),
+                _url(request),
                 headers=request.headers.raw,
                 content=content,
                 timeout=_timeout(request),

@@ -81,6 +81,7 @@ import random
 import socket
 import ssl
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -313,6 +314,7 @@ class _Connection:
             self.notify()
             with anyio.CancelScope(shield=True):
                 await self.tls.transport_stream.aclose()
+            self.server.connection_closed(self.number).set()
 
     def _widen_window(self, stream_id: int | None) -> None:
         """Open a window (None: the connection's) from the protocol's default 65535 to
@@ -595,6 +597,8 @@ class FaultServer:
         self.ca.cert_pem.write_to_path(self.ca_file)
         self.records: dict[str, Record] = {}
         self.connections = 0
+        self._closed_events: dict[int, threading.Event] = {}
+        self._closed_events_lock = threading.Lock()
         self.violations: list[str] = []
         self.errors: list[str] = []
         self.max_streams_seen = 0
@@ -604,6 +608,11 @@ class FaultServer:
     @property
     def url(self) -> str:
         return f"https://{HOST}:{self.port}"
+
+    def connection_closed(self, number: int) -> threading.Event:
+        """Set once connection ``number`` is closed and everything it carried was read."""
+        with self._closed_events_lock:
+            return self._closed_events.setdefault(number, threading.Event())
 
     def initial_settings(self) -> dict[int, int]:
         settings = {}

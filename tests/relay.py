@@ -44,6 +44,10 @@ class GatedRelay:
             pass
         self._listener.close()
         for sock in self._sockets:
+            try:  # wakes the pipes blocked in recv(), and the peers see the close
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             sock.close()
         for thread in self._threads:
             thread.join(5)
