@@ -29,7 +29,14 @@ from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._headers import HeaderTypes, build_request_headers, validate_method, validate_target
 from ._loop import current_loop
-from ._request_body import BodyChunks, Content, PreparedBody, prepare_body, prepare_body_sync
+from ._request_body import (
+    BodyChunks,
+    BodyReader,
+    Content,
+    PreparedBody,
+    prepare_body,
+    prepare_body_sync,
+)
 from ._response import Response
 from ._tasks import helper_tasks
 from ._timeouts import Timeout, TimeoutTypes, check_seconds, fail_after
@@ -300,11 +307,51 @@ async def _write_chunks(
         with fail_after(write_timeout, WriteTimeout, "END_STREAM not taken in time"):
             await send_body_data(write_data, None, end_stream=True)
         body_sent.set()
+        exchange.on_request_sent()
     except Exception as exc:
         if not _stream_completed(exc):
             exchange.on_error(exc)
     finally:
         await chunks.aclose()
+
+
+async def _wait_head(exchange: Exchange, timeouts: Timeout, *, pulled_body: bool) -> ResponseHead:
+    """The response head, with the read timeout counted from the end of the request.
+
+    While the request body is still going out, the upload may take as long as it
+    makes progress: a body the CRT reads itself (``pulled_body``) fails with
+    :class:`WriteTimeout` if it takes nothing for the write timeout; an iterable
+    body's writer enforces the write timeout on each piece.
+    """
+    stall_timeout = timeouts.write if pulled_body else None
+    while not exchange.request_sent:
+        taken = exchange.request_taken
+        with anyio.move_on_after(stall_timeout):
+            head = await exchange.wait_head_or_request_sent()
+            if head is not None:
+                return head
+        if not exchange.request_sent and exchange.request_taken == taken:
+            raise WriteTimeout("the request body was not taken in time")
+    with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
+        return await exchange.wait_head()
+
+
+def _wait_head_sync(exchange: Exchange, timeouts: Timeout, *, pulled_body: bool) -> ResponseHead:
+    """The blocking counterpart of :func:`_wait_head`."""
+    stall_timeout = timeouts.write if pulled_body else None
+    while not exchange.request_sent:
+        taken = exchange.request_taken
+        try:
+            head = exchange.wait_head_sync(stall_timeout, until_request_sent=True)
+        except ReadTimeout:  # here: nothing happened for stall_timeout
+            if not exchange.request_sent and exchange.request_taken == taken:
+                raise WriteTimeout("the request body was not taken in time") from None
+            continue
+        if head is not None:
+            return head
+    head = exchange.wait_head_sync(timeouts.read)
+    assert head is not None
+    return head
 
 
 def _stream_completed(error: BaseException) -> bool:
@@ -490,6 +537,11 @@ class Connection:
             on_abandon_incomplete=None if http2 else self.close_nowait,
             blocking=blocking,
         )
+        if body.stream is not None:
+            request_body: BodyReader | None = BodyReader(body.stream, body.content_length, exchange)
+        else:
+            request_body = None
+            exchange.request_sent = not body.manual_write  # no body at all
         slot = _Slot()
         try:
             crt_stream = _crt.start_stream(
@@ -498,7 +550,7 @@ class Connection:
                 method=method_text,
                 target=target_text,
                 headers=header_list,
-                body=body.stream,
+                body=request_body,
                 close_body=body.owns_stream,
                 manual_write=body.manual_write,
                 on_complete=functools.partial(self.stream_limits.stream_completed, slot),
@@ -594,8 +646,7 @@ class Connection:
                     )
                 finally:
                     self._check_body_sent(slot, body_sent)
-            with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
-                head = await exchange.wait_head()
+            head = await _wait_head(exchange, timeouts, pulled_body=body.stream is not None)
         except BaseException:
             exchange.abandon()
             raise
@@ -683,7 +734,9 @@ class Connection:
                 except BaseException:
                     self.stream_limits.stream_stuck(slot)
                     raise
-            return exchange, exchange.wait_head_sync(timeouts.read)
+                exchange.on_request_sent()
+            head = _wait_head_sync(exchange, timeouts, pulled_body=body.stream is not None)
+            return exchange, head
         except BaseException:
             exchange.abandon()
             raise
@@ -786,8 +839,7 @@ class _ResponseContext:
                     self._timeouts.write,
                     body_sent,
                 )
-            with fail_after(read_timeout, ReadTimeout, "no response head in time"):
-                head = await exchange.wait_head()
+            head = await _wait_head(exchange, self._timeouts, pulled_body=body.stream is not None)
         except BaseException as exc:
             exchange.abandon()
             await self._stop_writer(type(exc), exc, exc.__traceback__)

@@ -22,6 +22,7 @@ from awscrt import http as crt_http
 from awscrt import io as crt_io
 
 from ._exchange import Exchange
+from ._request_body import BodyReader
 
 if TYPE_CHECKING:
     from ._connection import ProxyAddress
@@ -217,7 +218,7 @@ def start_stream(
     method: str,
     target: str,
     headers: list[tuple[str, str]],
-    body: BinaryIO | None = None,
+    body: BodyReader | None = None,
     close_body: bool = False,
     manual_write: bool = False,
     on_complete: Callable[[], None] | None = None,
@@ -271,7 +272,7 @@ def _as_crt_error(exc: RuntimeError) -> Exception:
     return error
 
 
-def _close_quietly(file: BinaryIO) -> None:
+def _close_quietly(file: BodyReader) -> None:
     try:
         file.close()
     except Exception:  # runs on a CRT thread: never raise

@@ -93,6 +93,8 @@ class Exchange:
         "_window",
         "buffered",
         "http_version",
+        "request_sent",
+        "request_taken",
         "update_window",
     )
 
@@ -120,6 +122,8 @@ class Exchange:
         self._abandoned = False
         self._head_waiters: list[Waiter] = []
         self._reader: Waiter | None = None
+        self.request_sent = False  # the whole request (body included) has gone to the CRT
+        self.request_taken = 0  # request body bytes the CRT has read (one writing thread)
         # Loop side only:
         self._credit = 0  # bytes consumed but not yet returned to the window
         self._consumed_since_growth = 0
@@ -152,6 +156,15 @@ class Exchange:
             self._safe_update_window(len(data))
         elif reader is not None:
             reader.set_threadsafe()
+
+    def on_request_sent(self) -> None:
+        """The CRT has taken the whole request body (any thread)."""
+        with self._lock:
+            self.request_sent = True
+            waiters = self._head_waiters
+            self._head_waiters = []
+        for waiter in waiters:
+            waiter.set_threadsafe()
 
     def on_end(self) -> None:
         """The peer finished the response body."""
@@ -194,8 +207,11 @@ class Exchange:
         """True once the response ended or failed."""
         return self._ended or self._error is not None
 
-    def _head_or_park(self, new_waiter: Callable[[], W]) -> ResponseHead | W:
-        """The head if it is there; else raise the stream's failure, or park a waiter."""
+    def _head_or_park(
+        self, new_waiter: Callable[[], W], *, until_request_sent: bool = False
+    ) -> ResponseHead | W | None:
+        """The head if it is there; else raise the stream's failure; else None if
+        ``until_request_sent`` and the request has been sent; else park a waiter."""
         with self._lock:
             if self._head is not None:
                 return self._head
@@ -203,6 +219,8 @@ class Exchange:
                 raise self._error
             if self._ended:
                 raise RemoteProtocolError("the stream ended without a response")
+            if until_request_sent and self.request_sent:
+                return None
             waiter = new_waiter()
             self._head_waiters.append(waiter)
             return waiter
@@ -214,9 +232,18 @@ class Exchange:
 
     async def wait_head(self) -> ResponseHead:
         """Wait for the response head; raise if the stream failed before it."""
+        head = await self.wait_head_or_request_sent(until_request_sent=False)
+        assert head is not None
+        return head
+
+    async def wait_head_or_request_sent(
+        self, *, until_request_sent: bool = True
+    ) -> ResponseHead | None:
+        """Like :meth:`wait_head`, but return None as soon as the whole request has
+        been sent (:meth:`on_request_sent`) while no head has arrived yet."""
         while True:
-            result = self._head_or_park(self._new_wakeup)
-            if isinstance(result, ResponseHead):
+            result = self._head_or_park(self._new_wakeup, until_request_sent=until_request_sent)
+            if result is None or isinstance(result, ResponseHead):
                 return result
             try:
                 await result.wait()
@@ -224,15 +251,18 @@ class Exchange:
                 self._unpark_head(result)
                 raise
 
-    def wait_head_sync(self, timeout: float | None) -> ResponseHead:
-        """Block the calling thread until the response head arrives (no event loop).
+    def wait_head_sync(
+        self, timeout: float | None, *, until_request_sent: bool = False
+    ) -> ResponseHead | None:
+        """Block the calling thread until the response head arrives (no event loop);
+        with ``until_request_sent``, return None once the whole request is sent.
 
         Raises:
             ReadTimeout: not within ``timeout`` seconds.
         """
         while True:
-            result = self._head_or_park(ThreadWakeup)
-            if isinstance(result, ResponseHead):
+            result = self._head_or_park(ThreadWakeup, until_request_sent=until_request_sent)
+            if result is None or isinstance(result, ResponseHead):
                 return result
             if not result.wait(timeout):
                 self._unpark_head(result)

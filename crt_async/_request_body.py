@@ -16,11 +16,18 @@ import io
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import IO, BinaryIO, Union, cast
+from typing import IO, BinaryIO, Protocol, Union, cast
 
 import anyio
 
-__all__ = ["Content", "PreparedBody", "check_content", "prepare_body", "prepare_body_sync"]
+__all__ = [
+    "BodyReader",
+    "Content",
+    "PreparedBody",
+    "check_content",
+    "prepare_body",
+    "prepare_body_sync",
+]
 
 Content = Union[bytes, bytearray, memoryview, IO[bytes], Iterable[bytes], AsyncIterable[bytes]]
 """A request body: bytes, a binary file, or an (async) iterable of bytes."""
@@ -112,6 +119,69 @@ class BodyChunks:
                     await result
             except Exception:
                 pass
+
+
+class RequestProgress(Protocol):
+    """Where a :class:`BodyReader` reports (an ``Exchange``)."""
+
+    request_taken: int
+
+    def on_request_sent(self) -> None: ...
+
+
+class BodyReader:
+    """The file object the CRT reads a request body from, on its own thread.
+
+    It counts the bytes taken (``progress.request_taken``) and reports the end
+    of the body once (``progress.on_request_sent()``): at end of file, or when
+    ``content_length`` bytes are taken (the CRT then stops reading).  Read
+    errors of the underlying file propagate: they fail the request.
+    """
+
+    __slots__ = ("_ended", "_file", "_progress", "_size")
+
+    def __init__(
+        self, file: BinaryIO, content_length: int | None, progress: RequestProgress
+    ) -> None:
+        self._file = file
+        self._size = content_length
+        self._progress = progress
+        self._ended = False
+        if content_length == 0:
+            self._end()
+
+    def readinto(self, buffer: memoryview) -> int | None:
+        readinto = getattr(self._file, "readinto", None)
+        if readinto is None:
+            data = self.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        count: int | None = readinto(buffer)
+        if count is not None:  # None: a non-blocking file with nothing yet
+            self._taken(count)
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._taken(len(data))
+        return data
+
+    def _taken(self, count: int) -> None:
+        progress = self._progress
+        progress.request_taken += count
+        if count == 0 or (self._size is not None and progress.request_taken >= self._size):
+            self._end()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._progress.on_request_sent()
 
 
 def _new_spool() -> IO[bytes]:
