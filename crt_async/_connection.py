@@ -332,8 +332,7 @@ async def _wait_head(exchange: Exchange, timeouts: Timeout, *, pulled_body: bool
                 return head
         if not exchange.request_sent and exchange.request_taken == taken:
             raise WriteTimeout("the request body was not taken in time")
-    with fail_after(timeouts.read, ReadTimeout, "no response head in time"):
-        return await exchange.wait_head()
+    return await exchange.wait_head(timeouts.read)
 
 
 def _wait_head_sync(exchange: Exchange, timeouts: Timeout, *, pulled_body: bool) -> ResponseHead:

@@ -9,7 +9,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._exceptions import ReadTimeout, StreamClosedError, WriteTimeout, translate_crt_error
+from ._exceptions import StreamClosedError, WriteTimeout, translate_crt_error
 from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
 from ._timeouts import NO_TIMEOUT, Timeout, fail_after
@@ -160,8 +160,7 @@ class DuplexStream(anyio.abc.ByteStream):
             raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
         if self._closed:
             raise anyio.ClosedResourceError
-        with fail_after(self._timeout.read, ReadTimeout, "no response data in time"):
-            data = await self._exchange.receive(max_bytes)
+        data = await self._exchange.receive(max_bytes, self._timeout.read)
         if not data:
             raise anyio.EndOfStream
         return data
@@ -173,8 +172,7 @@ class DuplexStream(anyio.abc.ByteStream):
             RemoteProtocolError: the stream failed before the head arrived.
             ReadTimeout: the head did not arrive within the read timeout.
         """
-        with fail_after(self._timeout.read, ReadTimeout, "no response head in time"):
-            return await self._exchange.wait_head()
+        return await self._exchange.wait_head(self._timeout.read)
 
     async def aclose(self) -> None:
         """End our side (if not ended yet) and stop receiving; never blocks."""

@@ -19,6 +19,7 @@ This module does not import awscrt: the CRT is reached only through the
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Callable, TypeVar
 
@@ -230,26 +231,28 @@ class Exchange:
             if waiter in self._head_waiters:
                 self._head_waiters.remove(waiter)
 
-    async def wait_head(self) -> ResponseHead:
-        """Wait for the response head; raise if the stream failed before it."""
-        head = await self.wait_head_or_request_sent(until_request_sent=False)
+    async def wait_head(self, timeout: float | None = None) -> ResponseHead:
+        """Wait for the response head; raise if the stream failed before it.
+
+        Raises:
+            ReadTimeout: not within ``timeout`` seconds.
+        """
+        head = await self.wait_head_or_request_sent(until_request_sent=False, timeout=timeout)
         assert head is not None
         return head
 
     async def wait_head_or_request_sent(
-        self, *, until_request_sent: bool = True
+        self, *, until_request_sent: bool = True, timeout: float | None = None
     ) -> ResponseHead | None:
         """Like :meth:`wait_head`, but return None as soon as the whole request has
         been sent (:meth:`on_request_sent`) while no head has arrived yet."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             result = self._head_or_park(self._new_wakeup, until_request_sent=until_request_sent)
             if result is None or isinstance(result, ResponseHead):
                 return result
-            try:
-                await result.wait()
-            except BaseException:
-                self._unpark_head(result)
-                raise
+            if not await _woken(result, deadline, self._unpark_head):
+                raise ReadTimeout("no response head in time")
 
     def wait_head_sync(
         self, timeout: float | None, *, until_request_sent: bool = False
@@ -268,15 +271,23 @@ class Exchange:
                 self._unpark_head(result)
                 raise ReadTimeout("no response head in time")
 
+    def _available(self, max_bytes: int) -> bytes | None:
+        """Buffered data (``b""`` at the end); else raise the failure; else None
+        (lock held)."""
+        if self._chunks:
+            return self._take(max_bytes)
+        if self._error is not None:
+            raise self._error
+        if self._ended:
+            return b""
+        return None
+
     def _data_or_park(self, max_bytes: int, new_waiter: Callable[[], W]) -> bytes | W:
         """Buffered data (``b""`` at the end); else raise the failure, or park a reader."""
         with self._lock:
-            if self._chunks:
-                return self._take(max_bytes)
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return b""
+            data = self._available(max_bytes)
+            if data is not None:
+                return data
             if self._reader is not None:
                 raise anyio.BusyResourceError("receiving from")
             waiter = new_waiter()
@@ -289,20 +300,21 @@ class Exchange:
             if self._reader is waiter:
                 self._reader = None
 
-    async def receive(self, max_bytes: int) -> bytes:
+    async def receive(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Return the next body bytes (at most ``max_bytes``), or ``b""`` at the end.
 
         Raises the stream's error once the data that arrived before it is consumed.
+
+        Raises:
+            ReadTimeout: nothing arrived within ``timeout`` seconds.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             result = self._data_or_park(max_bytes, self._new_wakeup)
             if isinstance(result, bytes):
                 break
-            try:
-                await result.wait()
-            except BaseException:
-                self._unpark_reader(result)
-                raise
+            if not await _woken(result, deadline, self._unpark_reader):
+                raise ReadTimeout("no response data in time")
         self._consumed(len(result))
         return result
 
@@ -398,3 +410,17 @@ class Exchange:
         self._flush_credit()
         if self._on_abandon_incomplete is not None:
             self._on_abandon_incomplete()
+
+
+async def _woken(wakeup: Wakeup, deadline: float | None, unpark: Callable[[Waiter], None]) -> bool:
+    """Wait for ``wakeup`` until ``deadline`` (``time.monotonic()``); False if it
+    passed first.  A waiter that stops waiting (deadline, cancellation) is unparked."""
+    try:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        woken = await wakeup.wait(remaining)
+    except BaseException:
+        unpark(wakeup)
+        raise
+    if not woken:
+        unpark(wakeup)
+    return woken

@@ -84,16 +84,27 @@ def _header_pairs(headers: HeaderTypes) -> Iterable[tuple[object, object]]:
     return headers
 
 
+class CheckedHeaders(list[tuple[str, str]]):
+    """Headers :func:`validate_headers` has already checked (HTTP/1 style): a
+    pool checks before it picks a connection, and the connection need not again."""
+
+
 def validate_headers(headers: HeaderTypes, *, http2: bool) -> list[tuple[str, str]]:
     """Validate headers and return them as ``(name, value)`` pairs of ``str``.
 
-    For HTTP/2, names are lower-cased and connection-specific headers dropped.
+    For HTTP/2, names are lower-cased and connection-specific headers dropped;
+    otherwise the result is a :class:`CheckedHeaders`.
 
     Raises:
         ValueError: a pseudo-header (``:method`` ...), an invalid name, or a value
             with CR, LF, NUL or non-ASCII characters.
         TypeError: headers, names or values of the wrong type.
     """
+    if isinstance(headers, CheckedHeaders):
+        if not http2:
+            return CheckedHeaders(headers)
+        lowered = [(name.lower(), value) for name, value in headers]
+        return [pair for pair in lowered if pair[0] not in _HTTP2_FORBIDDEN]
     result: list[tuple[str, str]] = []
     for pair in _header_pairs(headers):
         if not (isinstance(pair, tuple) and len(pair) == 2):
@@ -118,7 +129,7 @@ def validate_headers(headers: HeaderTypes, *, http2: bool) -> list[tuple[str, st
             if name in _HTTP2_FORBIDDEN:
                 continue
         result.append((name, value.strip(" \t")))
-    return result
+    return result if http2 else CheckedHeaders(result)
 
 
 def build_request_headers(

@@ -42,8 +42,10 @@ class Wakeup(Waiter, Protocol):
     def is_set(self) -> bool:
         """True once the wake-up has been delivered on the loop."""
 
-    def wait(self) -> Awaitable[None]:
-        """Wait until the wake-up is delivered (a cancellation point)."""
+    def wait(self, timeout: float | None = None) -> Awaitable[bool]:
+        """Wait until the wake-up is delivered (True) or ``timeout`` seconds have
+        passed (False); a cancellation point.  The timer is the loop's own: no
+        cancel scope per wait."""
 
 
 class LoopHandle:
@@ -125,14 +127,29 @@ class _AsyncioWakeup:
 
     def _set(self) -> None:
         if not self._future.done():  # a cancelled waiter cancelled the future
-            self._future.set_result(None)
+            self._future.set_result(True)
+
+    def _expire(self) -> None:
+        if not self._future.done():
+            self._future.set_result(False)
 
     def is_set(self) -> bool:
-        return bool(self._future.done() and not self._future.cancelled())
+        future = self._future
+        return bool(future.done() and not future.cancelled() and future.result())
 
-    def wait(self) -> Awaitable[None]:
-        future: Awaitable[None] = self._future  # awaited directly: no coroutine per wait
-        return future
+    def wait(self, timeout: float | None = None) -> Awaitable[bool]:
+        if timeout is None:
+            future: Awaitable[bool] = self._future  # awaited directly: no coroutine per wait
+            return future
+        return self._wait_at_most(timeout)
+
+    async def _wait_at_most(self, timeout: float) -> bool:
+        timer = self._future.get_loop().call_later(timeout, self._expire)
+        try:
+            woken: bool = await self._future
+        finally:
+            timer.cancel()
+        return woken
 
 
 _handles: weakref.WeakKeyDictionary[object, LoopHandle] = weakref.WeakKeyDictionary()

@@ -213,8 +213,9 @@ class _PoolCore:
         content: Content | None,
         *,
         blocking: bool = False,
-    ) -> None:
-        """Reject bad input before any I/O (the connection checks again, for direct use).
+    ) -> list[tuple[str, str]]:
+        """Reject bad input before any I/O; return the checked headers (which the
+        connection then need not check again).
 
         Raises:
             ValueError, TypeError: as ``Connection.stream()`` would, but before a
@@ -222,8 +223,9 @@ class _PoolCore:
         """
         validate_method(method)
         validate_target(target)
-        validate_headers(headers, http2=False)
+        checked = validate_headers(headers, http2=False)
         check_content(content, blocking=blocking)
+        return checked
 
     def _check_duplex(self, origin: Origin) -> None:
         """Refuse, before any I/O, a duplex stream to an origin that cannot speak HTTP/2.
@@ -400,7 +402,7 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        self._check_request(method, target, headers, content)
+        headers = self._check_request(method, target, headers, content)
         return _PooledStream(
             self,
             origin,
@@ -430,7 +432,7 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        self._check_request(method, target, headers, content)
+        headers = self._check_request(method, target, headers, content)
         return await self._enter(
             origin,
             timeouts,
@@ -458,7 +460,7 @@ class ConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        self._check_request(method, target, headers, None)
+        headers = self._check_request(method, target, headers, None)
         self._check_duplex(origin)
         return _PooledStream(
             self,
@@ -605,7 +607,7 @@ class BlockingConnectionPool(_PoolCore):
         """
         origin, target = split_url(url)
         timeouts = Timeout.coerce(timeout)
-        self._check_request(method, target, headers, content, blocking=True)
+        headers = self._check_request(method, target, headers, content, blocking=True)
         replayable = _replayable(content)
         for attempt in (1, 2):
             pooled = self._acquire(origin, timeouts)

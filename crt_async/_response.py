@@ -5,10 +5,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator
 
-from ._exceptions import ReadTimeout, StreamClosedError
+from ._exceptions import StreamClosedError
 from ._exchange import Exchange, ResponseHead
 from ._headers import Headers
-from ._timeouts import fail_after
 
 __all__ = ["Response"]
 
@@ -128,8 +127,7 @@ class Response:
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         if self._closed:
             raise StreamClosedError("the response is closed")
-        with fail_after(self._read_timeout, ReadTimeout, "no response data in time"):
-            return await self._exchange.receive(max_bytes)
+        return await self._exchange.receive(max_bytes, self._read_timeout)
 
     async def aclose(self) -> None:
         """Release the stream.  An unread rest of the body is discarded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import trio
 import trio.lowlevel
 
 
@@ -33,10 +34,19 @@ class TrioWakeup:
     def is_set(self) -> bool:
         return self._flag
 
-    async def wait(self) -> None:
+    async def wait(self, timeout: float | None = None) -> bool:
         if self._flag:
             await trio.lowlevel.checkpoint()
-            return
+            return True
+        if timeout is None:
+            await self._parked()
+            return True
+        with trio.move_on_after(timeout):
+            await self._parked()
+            return True
+        return False
+
+    async def _parked(self) -> None:
         self._task = trio.lowlevel.current_task()
 
         def abort(_: object) -> trio.lowlevel.Abort:

@@ -30,8 +30,8 @@ class CountingWakeup:
     def is_set(self) -> bool:
         return self._inner.is_set()
 
-    async def wait(self) -> None:
-        await self._inner.wait()
+    async def wait(self, timeout: float | None = None) -> bool:
+        return await self._inner.wait(timeout)
 
 
 class RecordingExchange:
@@ -255,6 +255,30 @@ def test_blocking_reader_times_out_and_can_read_again() -> None:
     feed_from_thread(exchange, [b"late"], end=True)
     assert exchange.receive_sync(10, timeout=5) == b"late"
     assert exchange.receive_sync(10, timeout=5) == b""
+
+
+async def test_reader_times_out_and_can_read_again() -> None:
+    exchange = RecordingExchange().exchange
+    with pytest.raises(ReadTimeout, match="head"):
+        await exchange.wait_head(timeout=0.01)
+    with pytest.raises(ReadTimeout, match="data"):
+        await exchange.receive(10, timeout=0.01)
+    feed_from_thread(exchange, [b"late"], end=True)
+    assert await exchange.receive(10, timeout=5) == b"late"
+    assert await exchange.receive(10, timeout=5) == b""
+
+
+async def test_a_wake_up_before_the_timeout_wins() -> None:
+    wakeup = current_loop().new_wakeup()
+    threading.Thread(target=wakeup.set_threadsafe).start()
+    assert await wakeup.wait(timeout=5) is True
+    assert wakeup.is_set()
+
+
+async def test_a_wake_up_that_times_out_reports_false() -> None:
+    wakeup = current_loop().new_wakeup()
+    assert await wakeup.wait(timeout=0.01) is False
+    assert not wakeup.is_set()
 
 
 def test_blocking_exchange_refuses_async_reads() -> None:
