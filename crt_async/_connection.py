@@ -290,11 +290,10 @@ async def _write_chunks(
     chunks: BodyChunks,
     exchange: Exchange,
     write_timeout: float | None,
-    body_sent: anyio.Event,
 ) -> None:
     """Send an (async) iterable request body on an HTTP/2 stream, one write at a time.
 
-    ``body_sent`` is set once the CRT has taken END_STREAM.  A failure (of the
+    Once the CRT has taken END_STREAM, ``exchange.request_sent``.  A failure (of the
     stream, of the caller's iterable, or a write timeout) goes to the reader of
     the response.  The stream is then left without END_STREAM: a truncated body
     is never presented to the server as complete.
@@ -306,7 +305,6 @@ async def _write_chunks(
                     await send_body_data(write_data, chunk, end_stream=False)
         with fail_after(write_timeout, WriteTimeout, "END_STREAM not taken in time"):
             await send_body_data(write_data, None, end_stream=True)
-        body_sent.set()
         exchange.on_request_sent()
     except Exception as exc:
         if not _stream_completed(exc):
@@ -637,14 +635,11 @@ class Connection:
         )
         try:
             if body.chunks is not None:
-                body_sent = anyio.Event()
                 write_data = functools.partial(_crt.write_data, crt_stream)
                 try:
-                    await _write_chunks(
-                        write_data, body.chunks, exchange, timeouts.write, body_sent
-                    )
+                    await _write_chunks(write_data, body.chunks, exchange, timeouts.write)
                 finally:
-                    self._check_body_sent(slot, body_sent)
+                    self._check_body_sent(slot, exchange)
             head = await _wait_head(exchange, timeouts, pulled_body=body.stream is not None)
         except BaseException:
             exchange.abandon()
@@ -746,8 +741,8 @@ class Connection:
         with contextlib.suppress(Exception):  # why, or whether in time, does not matter here
             _crt.shutdown_future(self._crt).result(timeout=timeout)
 
-    def _check_body_sent(self, slot: _Slot, body_sent: anyio.Event) -> None:
-        if not body_sent.is_set():
+    def _check_body_sent(self, slot: _Slot, exchange: Exchange) -> None:
+        if not exchange.request_sent:
             self.stream_limits.stream_stuck(slot)
 
     def close_nowait(self) -> None:
@@ -825,19 +820,12 @@ class _ResponseContext:
         try:
             if body.chunks is not None:
                 self._writer = writer = contextlib.AsyncExitStack()
-                body_sent = anyio.Event()
                 # Runs after the writer has stopped: was the body cut short?
-                writer.callback(connection._check_body_sent, slot, body_sent)
+                writer.callback(connection._check_body_sent, slot, exchange)
                 group = await writer.enter_async_context(helper_tasks())
                 write_data = functools.partial(_crt.write_data, crt_stream)
-                group.start_soon(
-                    _write_chunks,
-                    write_data,
-                    body.chunks,
-                    exchange,
-                    self._timeouts.write,
-                    body_sent,
-                )
+                write_timeout = self._timeouts.write
+                group.start_soon(_write_chunks, write_data, body.chunks, exchange, write_timeout)
             head = await _wait_head(exchange, self._timeouts, pulled_body=body.stream is not None)
         except BaseException as exc:
             exchange.abandon()

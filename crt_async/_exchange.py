@@ -237,15 +237,18 @@ class Exchange:
         Raises:
             ReadTimeout: not within ``timeout`` seconds.
         """
-        head = await self.wait_head_or_request_sent(until_request_sent=False, timeout=timeout)
+        head = await self._wait_for_head(until_request_sent=False, timeout=timeout)
         assert head is not None
         return head
 
-    async def wait_head_or_request_sent(
-        self, *, until_request_sent: bool = True, timeout: float | None = None
-    ) -> ResponseHead | None:
+    async def wait_head_or_request_sent(self) -> ResponseHead | None:
         """Like :meth:`wait_head`, but return None as soon as the whole request has
         been sent (:meth:`on_request_sent`) while no head has arrived yet."""
+        return await self._wait_for_head(until_request_sent=True, timeout=None)
+
+    async def _wait_for_head(
+        self, *, until_request_sent: bool, timeout: float | None
+    ) -> ResponseHead | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             result = self._head_or_park(self._new_wakeup, until_request_sent=until_request_sent)
@@ -271,23 +274,15 @@ class Exchange:
                 self._unpark_head(result)
                 raise ReadTimeout("no response head in time")
 
-    def _available(self, max_bytes: int) -> bytes | None:
-        """Buffered data (``b""`` at the end); else raise the failure; else None
-        (lock held)."""
-        if self._chunks:
-            return self._take(max_bytes)
-        if self._error is not None:
-            raise self._error
-        if self._ended:
-            return b""
-        return None
-
     def _data_or_park(self, max_bytes: int, new_waiter: Callable[[], W]) -> bytes | W:
         """Buffered data (``b""`` at the end); else raise the failure, or park a reader."""
         with self._lock:
-            data = self._available(max_bytes)
-            if data is not None:
-                return data
+            if self._chunks:
+                return self._take(max_bytes)
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
             if self._reader is not None:
                 raise anyio.BusyResourceError("receiving from")
             waiter = new_waiter()
