@@ -9,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 KIB = 1024
 MIB = 1024 * KIB
+# (a) reads the body in pieces of this size, as a downloader writing a file would,
+# through each client's own way of asking for them (where it has one).
+DOWNLOAD_PIECE = MIB
 
 
 @dataclass(frozen=True)

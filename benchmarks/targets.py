@@ -13,7 +13,11 @@ CEILING = "ceiling"  # the median must be < limit, in the metric's unit
 
 @dataclass(frozen=True)
 class Goal:
-    """One goal: ``kind`` is :data:`RATIO` or :data:`CEILING`."""
+    """One goal: ``kind`` is :data:`RATIO` or :data:`CEILING`.
+
+    A :data:`RATIO` goal compares with the section's baseline, or with the contender
+    ``against`` when given (both measured in the same run).
+    """
 
     label: str
     section: str
@@ -21,21 +25,60 @@ class Goal:
     metric: str
     kind: str
     limit: float
+    against: str | None = None
+    unit: str = "ms"  # of a CEILING
 
     def describe(self) -> str:
-        return f">= {self.limit}x" if self.kind == RATIO else f"< {self.limit} ms"
+        if self.kind == CEILING:
+            return f"< {self.limit:g} {self.unit}"
+        return f">= {self.limit:g}x" + (f" {self.against}" if self.against else "")
 
 
 ASYNCIO, TRIO = "crt-async-asyncio", "crt-async-trio"
+AIO, HTTPX_H2 = "awscrt-aio", "httpx-h2"
 GOALS = (
     Goal("(a) download, asyncio", "download", ASYNCIO, "mbps", RATIO, 0.9),
     Goal("(a) download, trio", "download", TRIO, "mbps", RATIO, 0.9),
+    Goal("(a) download, asyncio vs awscrt-aio", "download", ASYNCIO, "mbps", RATIO, 2.5, AIO),
+    Goal("(a) download, trio vs awscrt-aio", "download", TRIO, "mbps", RATIO, 2.5, AIO),
+    Goal("(a) download, asyncio vs httpx-h2", "download", ASYNCIO, "mbps", RATIO, 5, HTTPX_H2),
+    Goal("(a) download, trio vs httpx-h2", "download", TRIO, "mbps", RATIO, 5, HTTPX_H2),
+    Goal(
+        "(a) idle reader RSS growth, asyncio",
+        "download",
+        ASYNCIO,
+        "idle_growth",
+        CEILING,
+        16,
+        unit="MiB",
+    ),
+    Goal(
+        "(a) idle reader RSS growth, trio", "download", TRIO, "idle_growth", CEILING, 16, unit="MiB"
+    ),
     Goal("(b) small GETs, asyncio", "small-gets", ASYNCIO, "rps", RATIO, 0.75),
     Goal("(b) small GETs, trio", "small-gets", TRIO, "rps", RATIO, 0.65),
+    Goal("(b) small GETs, asyncio vs awscrt-aio", "small-gets", ASYNCIO, "rps", RATIO, 1.5, AIO),
+    Goal("(b) small GETs, trio vs awscrt-aio", "small-gets", TRIO, "rps", RATIO, 1.5, AIO),
+    Goal("(b) small GETs, asyncio vs httpx-h2", "small-gets", ASYNCIO, "rps", RATIO, 8, HTTPX_H2),
+    Goal("(b) small GETs, trio vs httpx-h2", "small-gets", TRIO, "rps", RATIO, 8, HTTPX_H2),
+    Goal(
+        "(b) small GETs, httpx-crt vs httpx-h2",
+        "small-gets",
+        "httpx-crt",
+        "rps",
+        RATIO,
+        4,
+        HTTPX_H2,
+    ),
     Goal("(d) duplex round trips, asyncio", "duplex", ASYNCIO, "round_trips", RATIO, 0.8),
     Goal("(d) duplex round trips, trio", "duplex", TRIO, "round_trips", RATIO, 0.8),
     Goal("(e) done futures vs wrap_future", "futures", ASYNCIO, "done_us", RATIO, 1.0),
     Goal("(e) thread-completed vs wrap_future", "futures", ASYNCIO, "thread_us", RATIO, 1.0),
+    # "trio within 1.5x of the asyncio figure": trio's speed >= asyncio's / 1.5.
+    Goal("(e) done futures, trio vs asyncio", "futures", TRIO, "done_us", RATIO, 0.67, ASYNCIO),
+    Goal(
+        "(e) thread-completed, trio vs asyncio", "futures", TRIO, "thread_us", RATIO, 0.67, ASYNCIO
+    ),
     Goal("(f) wake-up p99, asyncio", "events-wake", ASYNCIO, "p99", CEILING, 2.0),
     Goal("(f) wake-up p99, trio", "events-wake", TRIO, "p99", CEILING, 2.0),
     Goal("(f) cancellation p99, asyncio", "events-cancel", ASYNCIO, "p99", CEILING, 5.0),
@@ -50,9 +93,10 @@ class Verdict:
     met: bool
 
     def __str__(self) -> str:
-        shown = f"{self.value:.2f}x" if self.goal.kind == RATIO else f"{self.value:.3f} ms"
+        goal = self.goal
+        shown = f"{self.value:.2f}x" if goal.kind == RATIO else f"{self.value:.3f} {goal.unit}"
         state = "met  " if self.met else "SHORT"
-        return f"{state}  {self.goal.label}: {shown} (goal {self.goal.describe()})"
+        return f"{state}  {goal.label}: {shown} (goal {goal.describe()})"
 
 
 def check(sections: Sequence[Section]) -> list[Verdict]:
@@ -65,6 +109,9 @@ def check(sections: Sequence[Section]) -> list[Verdict]:
             continue
         if goal.kind == RATIO:
             value = section.ratio(goal.contender, goal.metric)
+            if value is not None and goal.against is not None:
+                theirs = section.ratio(goal.against, goal.metric)
+                value = None if not theirs else value / theirs
             if value is not None:
                 verdicts.append(Verdict(goal, value, value >= goal.limit))
         else:

@@ -91,6 +91,7 @@ class Exchange:
         "_max_window",
         "_on_abandon_incomplete",
         "_reader",
+        "_wake_at",
         "_window",
         "buffered",
         "http_version",
@@ -123,6 +124,7 @@ class Exchange:
         self._abandoned = False
         self._head_waiters: list[Waiter] = []
         self._reader: Waiter | None = None
+        self._wake_at = 1  # buffered bytes at which the parked reader is woken
         self.request_sent = False  # the whole request (body included) has gone to the CRT
         self.request_taken = 0  # request body bytes the CRT has read (one writing thread)
         # Loop side only:
@@ -151,8 +153,11 @@ class Exchange:
                 drained = False
                 self._chunks.append(data)
                 self.buffered += len(data)
-                reader = self._reader
-                self._reader = None
+                if self.buffered >= self._wake_at:
+                    reader = self._reader
+                    self._reader = None
+                else:
+                    reader = None
         if drained:
             self._safe_update_window(len(data))
         elif reader is not None:
@@ -274,10 +279,11 @@ class Exchange:
                 self._unpark_head(result)
                 raise ReadTimeout("no response head in time")
 
-    def _data_or_park(self, max_bytes: int, new_waiter: Callable[[], W]) -> bytes | W:
-        """Buffered data (``b""`` at the end); else raise the failure, or park a reader."""
+    def _data_or_park(self, max_bytes: int, wake_at: int, new_waiter: Callable[[], W]) -> bytes | W:
+        """Buffered data once there are ``wake_at`` bytes or the body is over (``b""``
+        at the end); else raise the failure, or park a reader to be woken then."""
         with self._lock:
-            if self._chunks:
+            if self._chunks and (self.buffered >= wake_at or self.finished):
                 return self._take(max_bytes)
             if self._error is not None:
                 raise self._error
@@ -287,6 +293,7 @@ class Exchange:
                 raise anyio.BusyResourceError("receiving from")
             waiter = new_waiter()
             self._reader = waiter
+            self._wake_at = wake_at
         self._before_park()
         return waiter
 
@@ -295,21 +302,31 @@ class Exchange:
             if self._reader is waiter:
                 self._reader = None
 
-    async def receive(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    async def receive(
+        self, max_bytes: int, timeout: float | None = None, *, min_bytes: int = 1
+    ) -> bytes:
         """Return the next body bytes (at most ``max_bytes``), or ``b""`` at the end.
 
+        With ``min_bytes``, wait until that many are buffered (or the body is
+        over), so that a bulk reader is woken once per large piece rather than
+        once per network read.  The wait is capped at half the flow-control
+        window, which the peer can always fill; the caller loops for the rest.
         Raises the stream's error once the data that arrived before it is consumed.
 
         Raises:
-            ReadTimeout: nothing arrived within ``timeout`` seconds.
+            ReadTimeout: nothing arrived within ``timeout`` seconds.  If some,
+                but fewer than ``min_bytes``, arrived, they are returned instead.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        wake_at = max(1, min(min_bytes, max_bytes, self._window // 2))
         while True:
-            result = self._data_or_park(max_bytes, self._new_wakeup)
+            result = self._data_or_park(max_bytes, wake_at, self._new_wakeup)
             if isinstance(result, bytes):
                 break
             if not await _woken(result, deadline, self._unpark_reader):
-                raise ReadTimeout("no response data in time")
+                if not self.buffered:
+                    raise ReadTimeout("no response data in time")
+                wake_at = 1  # data is arriving, just slowly: hand over what there is
         self._consumed(len(result))
         return result
 
@@ -320,7 +337,7 @@ class Exchange:
             ReadTimeout: nothing arrived within ``timeout`` seconds.
         """
         while True:
-            result = self._data_or_park(max_bytes, ThreadWakeup)
+            result = self._data_or_park(max_bytes, 1, ThreadWakeup)
             if isinstance(result, bytes):
                 break
             if not result.wait(timeout):
@@ -363,14 +380,13 @@ class Exchange:
             self._flush_credit()
 
     def _before_park(self) -> None:
-        """The reader drained the buffer and must wait: give back every credit,
-        and grow the window if the reader has been keeping up with a whole window."""
+        """The reader drained the buffer and must wait: grow the window if the reader
+        has kept up with a whole window, giving back the growth and every credit."""
         if self._consumed_since_growth >= self._window and self._window < self._max_window:
             grown = min(self._window * 2, self._max_window)
             self._credit += grown - self._window
             self._window = grown
             self._consumed_since_growth = 0
-        if self._credit:
             self._flush_credit()
 
     def _flush_credit(self) -> None:

@@ -385,12 +385,13 @@ class CRTRawResponse:
         self._eof = False
         self._body: bytes | None = None
 
-    async def _receive(self, max_bytes: int) -> bytes:
-        """Up to ``max_bytes`` of the body, ``b""`` at the end (crt_async errors)."""
+    async def _receive(self, max_bytes: int, min_bytes: int = 1) -> bytes:
+        """Up to ``max_bytes`` of the body once ``min_bytes`` have arrived (or the body
+        is over), ``b""`` at the end (crt_async errors)."""
         if self._eof:
             return b""
         try:
-            data = await self._response.receive(max_bytes)
+            data = await self._response._receive(max_bytes, min_bytes)
         except Exception:
             self.close()
             raise
@@ -402,7 +403,7 @@ class CRTRawResponse:
     async def _read_rest(self) -> bytes:
         """The rest of the body (crt_async errors)."""
         chunks = []
-        while chunk := await self._receive(READ_ALL):
+        while chunk := await self._receive(READ_ALL, READ_ALL):  # one wake-up per half window
             chunks.append(chunk)
         return b"".join(chunks)
 

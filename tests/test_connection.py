@@ -209,6 +209,24 @@ async def test_iterating_the_body_yields_every_byte(any_connection: Connection) 
     assert received == body_pattern(size)
 
 
+async def test_chunk_size_iteration_yields_exact_pieces_and_a_short_last_one(
+    any_connection: Connection,
+) -> None:
+    size = 5 * 1024 * 1024 + 7
+    piece = 3 * 1024 * 1024 + 1  # more than half of any stream window: topped up
+    async with any_connection.stream("GET", f"/bytes/{size}") as response:
+        chunks = [chunk async for chunk in response.aiter_bytes(chunk_size=piece)]
+    assert [len(chunk) for chunk in chunks] == [piece, size - piece]
+    assert b"".join(chunks) == body_pattern(size)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, True, 1.5, "1"])
+async def test_chunk_size_must_be_a_positive_int(h2: Connection, chunk_size: object) -> None:
+    async with h2.stream("GET", "/") as response:
+        with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+            response.aiter_bytes(chunk_size)  # type: ignore[arg-type]
+
+
 async def test_request_headers_are_forwarded_and_host_filled_in(
     any_connection: Connection,
 ) -> None:

@@ -125,15 +125,79 @@ async def test_head_waiter_is_woken_by_a_failure_before_headers() -> None:
             await exchange.wait_head()
 
 
-async def test_consumed_bytes_reopen_the_window_before_the_reader_parks() -> None:
+async def test_consumed_bytes_reopen_the_window_a_quarter_window_at_a_time() -> None:
     recording = RecordingExchange(initial_window=64 * KIB)
     exchange = recording.exchange
     feed_from_thread(exchange, [b"x" * KIB] * 3)
     assert await exchange.receive(1 << 20) == b"x" * 3 * KIB
-    assert recording.window_updates == []  # small credit is batched...
     with anyio.move_on_after(0.01):
-        await exchange.receive(1 << 20)  # ...until the reader must wait
-    assert recording.window_updates == [3 * KIB]
+        await exchange.receive(1 << 20)  # parking does not flush: the peer still has 61 KiB
+    assert recording.window_updates == []
+    feed_from_thread(exchange, [b"x" * KIB] * 13)
+    assert await exchange.receive(1 << 20) == b"x" * 13 * KIB
+    assert recording.window_updates == [16 * KIB]
+
+
+async def test_min_bytes_wakes_the_reader_once_that_much_is_buffered() -> None:
+    recording = RecordingExchange(initial_window=256 * KIB)
+    exchange = recording.exchange
+    received: list[bytes] = []
+
+    async def reader() -> None:
+        received.append(await exchange.receive(1 << 20, min_bytes=10 * KIB))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.wait_all_tasks_blocked()
+        feed_from_thread(exchange, [b"x" * KIB] * 9)
+        await anyio.wait_all_tasks_blocked()
+        assert (received, recording.wakeups) == ([], 0)
+        feed_from_thread(exchange, [b"y" * KIB] * 2)
+    assert received == [b"x" * 9 * KIB + b"y" * 2 * KIB]
+    assert recording.wakeups == 1
+
+
+async def test_min_bytes_waits_for_half_the_window_at_most() -> None:
+    recording = RecordingExchange(initial_window=64 * KIB)
+    exchange = recording.exchange
+    received: list[bytes] = []
+
+    async def reader() -> None:
+        received.append(await exchange.receive(1 << 20, min_bytes=1 << 20))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.wait_all_tasks_blocked()
+        feed_from_thread(exchange, [b"x" * KIB] * 32)  # the peer may send 64 KiB: half will do
+    assert received == [b"x" * 32 * KIB]
+
+
+async def test_min_bytes_gives_way_to_the_end_and_to_errors() -> None:
+    exchange = RecordingExchange().exchange
+    feed_from_thread(exchange, [b"tail"], end=True)
+    assert await exchange.receive(1 << 20, min_bytes=1 << 20) == b"tail"
+    failing = RecordingExchange().exchange
+    feed_from_thread(failing, [b"part"])
+    failing.on_error(RemoteProtocolError("reset"))
+    assert await failing.receive(1 << 20, min_bytes=1 << 20) == b"part"
+    with pytest.raises(RemoteProtocolError, match="reset"):
+        await failing.receive(1 << 20, min_bytes=1 << 20)
+
+
+async def test_min_bytes_read_timeout_returns_the_bytes_that_did_arrive() -> None:
+    exchange = RecordingExchange().exchange
+    received: list[bytes] = []
+
+    async def reader() -> None:
+        received.append(await exchange.receive(1 << 20, timeout=0.2, min_bytes=10 * KIB))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.wait_all_tasks_blocked()
+        feed_from_thread(exchange, [b"slow"])  # less than asked for: no wake-up before the timer
+    assert received == [b"slow"]
+    with pytest.raises(ReadTimeout):
+        await exchange.receive(1 << 20, timeout=0.01, min_bytes=10 * KIB)
 
 
 async def test_window_grows_while_the_reader_keeps_up_and_stops_at_the_cap() -> None:

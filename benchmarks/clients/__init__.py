@@ -38,6 +38,12 @@ def _crt_async(backend: str) -> Callable[[], Contender]:
     return create
 
 
+def _crt_async_as_it_arrives() -> Contender:
+    from .crt_async_client import CrtAsyncAsItArrives
+
+    return CrtAsyncAsItArrives()
+
+
 def _httpx_crt() -> Contender:
     from .httpx_clients import HttpxCRT
 
@@ -65,6 +71,7 @@ FACTORIES: dict[str, Callable[[], Contender]] = {
     "awscrt-aio": _awscrt_aio,
     "crt-async-asyncio": _crt_async("asyncio"),
     "crt-async-trio": _crt_async("trio"),
+    "crt-async-arrival": _crt_async_as_it_arrives,
     "httpx-crt": _httpx_crt,
     "httpx-h2": _httpx_h2,
     "aiohttp": _aiohttp,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ..common import Target
+from ..common import DOWNLOAD_PIECE, Target
 from .base import AsyncContender, Session, check_status
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=60.0)
@@ -28,7 +28,7 @@ class _Session:
     async def stream(self, path: str) -> AsyncIterator[AsyncIterator[bytes]]:
         async with self._session.get(path) as response:
             check_status(response.status, path)
-            yield response.content.iter_any()
+            yield response.content.iter_chunked(DOWNLOAD_PIECE)
 
 
 class AioHTTP(AsyncContender):

@@ -11,7 +11,7 @@ import httpx
 
 from crt_async.httpx import CRTTransport
 
-from ..common import Target
+from ..common import DOWNLOAD_PIECE, Target
 from .base import AsyncContender, Session, check_status
 
 TIMEOUT = httpx.Timeout(60.0)
@@ -30,7 +30,7 @@ class _Session:
     async def stream(self, path: str) -> AsyncIterator[AsyncIterator[bytes]]:
         async with self._client.stream("GET", path) as response:
             check_status(response.status_code, path)
-            yield response.aiter_bytes()
+            yield response.aiter_bytes(DOWNLOAD_PIECE)
 
 
 class HttpxCRT(AsyncContender):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..clients import BASELINE, Contender, IdlePlan
 from ..clients.base import DUPLEX_IN_FLIGHT
-from ..common import KIB, MIB, Target
+from ..common import DOWNLOAD_PIECE, KIB, MIB, Target
 from ..download_child import run_download
 from ..results import Metric, Section, percentile
 from ..servers import HttpServer
@@ -51,6 +51,9 @@ def download(
         f" {sizes.idle_after // MIB} MiB of the body (one run per contender).",
         "raw-crt-handoff: raw callbacks handing each chunk to the downloading thread (a"
         " queue.SimpleQueue), as any delivery to an event loop must; raw-crt's idle reader too.",
+        f"The body is read in {DOWNLOAD_PIECE // MIB} MiB pieces where the client can ask for"
+        " them (crt_async and httpx aiter_bytes(chunk_size), aiohttp iter_chunked);"
+        " awscrt-aio has no way to, and crt-async-arrival reads as the body arrives.",
         HTTP1_NOTE,
     ]
 
