@@ -189,6 +189,10 @@ class Exchange:
             else:
                 self._error = error
             waiters = self._take_waiters()
+        # The window is moot now.  Dropping the stream's bound method breaks the
+        # cycle stream -> on_body -> exchange -> stream, so refcounting frees both
+        # (a cycle per request would leave them to the cyclic GC, at a real cost).
+        self.update_window = _no_window
         for waiter in waiters:
             waiter.set_threadsafe()
 
