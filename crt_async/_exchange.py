@@ -2,9 +2,11 @@
 
 CRT threads call the ``on_*`` methods; they only copy data, update state under
 a lock and schedule at most one wake-up per parked reader (so a burst of body
-chunks costs one loop callback, not one per chunk).  One task at a time reads
-the body with :meth:`Exchange.receive`, which hands over everything buffered
-(up to ``max_bytes``) and re-opens the flow-control window by what it took.
+chunks costs one loop callback, not one per chunk), and only once the buffer
+holds the reader's ``min_bytes`` (a bulk reader is woken per piece, not per
+network read).  One task at a time reads the body with :meth:`Exchange.receive`,
+which hands over everything buffered (up to ``max_bytes``) and re-opens the
+flow-control window by what it took, a quarter window at a time.
 
 Flow control works like TCP receive-window auto-tuning: every stream starts
 with the connection's initial window; each time the reader drains a whole

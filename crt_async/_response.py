@@ -98,6 +98,12 @@ class Response:
         Args:
             chunk_size: bytes per piece, or None for whatever has arrived.
 
+        Example::
+
+            async with connection.stream("GET", "/large") as response:
+                async for piece in response.aiter_bytes(chunk_size=1 << 20):
+                    file.write(piece)
+
         Raises:
             ValueError: ``chunk_size`` is not a positive int (or None).
             RemoteProtocolError: (or another ``CRTError``) if the stream fails
