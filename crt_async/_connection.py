@@ -842,7 +842,8 @@ class _ResponseContext:
     ) -> None:
         assert self._response is not None
         self._response.close()
-        await self._stop_writer(exc_type, exc, traceback)
+        if self._writer is not None:
+            await self._stop_writer(exc_type, exc, traceback)
 
     async def _stop_writer(
         self,

@@ -219,6 +219,11 @@ class Exchange:
         """True once the response ended or failed."""
         return self._ended or self._error is not None
 
+    @property
+    def drained(self) -> bool:
+        """True once the response ended cleanly and every byte has been taken."""
+        return self._ended and not self._chunks
+
     def _head_or_park(
         self, new_waiter: Callable[[], W], *, until_request_sent: bool = False
     ) -> ResponseHead | W | None:

@@ -122,10 +122,13 @@ class Response:
         """Read and return the whole body (also kept as :attr:`content`)."""
         if self._content is None:
             first = await self._receive(READ_ALL, READ_ALL)
+            if self._exchange.drained:  # the usual small body, whole: no second call
+                self._content = first
+                return first
             parts = [first]
-            while parts[-1]:  # a small body usually arrives whole: no join, no copy
+            while parts[-1]:
                 parts.append(await self._receive(READ_ALL, READ_ALL))
-            self._content = first if len(parts) <= 2 else b"".join(parts)
+            self._content = first if len(parts) <= 2 else b"".join(parts)  # [first, b""]: no copy
         return self._content
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
