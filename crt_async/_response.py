@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator
 
-from ._exceptions import StreamClosedError
+from ._exceptions import CRTError, ReadTimeout, StreamClosedError
 from ._exchange import Exchange, ResponseHead
 from ._headers import Headers
 
@@ -93,6 +93,9 @@ class Response:
 
         Reading a large body in large pieces is much cheaper: the task is woken
         once per piece (or per half flow-control window), not once per network read.
+        A piece interrupted by cancellation or a read timeout is kept and completed
+        by the next iteration; if the stream fails, the bytes that arrived first are
+        yielded before the error is raised.
         Stopping early is fine: the iterator holds nothing to clean up.
 
         Args:
@@ -184,11 +187,13 @@ class _BodyIterator:
     """Async iterator over a response body (a class, not an async generator, so
     that breaking out of ``async for`` leaves nothing to finalise)."""
 
-    __slots__ = ("_chunk_size", "_response")
+    __slots__ = ("_chunk_size", "_filled", "_parts", "_response")
 
     def __init__(self, response: Response, chunk_size: int | None) -> None:
         self._response = response
         self._chunk_size = chunk_size
+        self._parts: list[bytes] = []  # the piece being filled, kept across interruptions
+        self._filled = 0
 
     def __aiter__(self) -> _BodyIterator:
         return self
@@ -198,14 +203,28 @@ class _BodyIterator:
         if size is None:
             chunk = await self._response._receive(READ_ALL, 1)
         else:
-            chunk = await self._response._receive(size, size)
-            if 0 < len(chunk) < size:  # the wait is capped by the window: top it up
-                parts = [chunk]
-                missing = size - len(chunk)
-                while missing and (part := await self._response._receive(missing, missing)):
-                    parts.append(part)
-                    missing -= len(part)
-                chunk = b"".join(parts)
+            chunk = await self._next_piece(size)
         if not chunk:
             raise StopAsyncIteration
         return chunk
+
+    async def _next_piece(self, size: int) -> bytes:
+        """The next ``size`` bytes, or fewer at the end of the body.  The wait for
+        a piece is capped by the window, so it may take several receives."""
+        parts = self._parts
+        while self._filled < size:
+            missing = size - self._filled
+            try:
+                part = await self._response._receive(missing, missing)
+            except CRTError as exc:
+                if not parts or isinstance(exc, (ReadTimeout, StreamClosedError)):
+                    raise
+                break  # the stream failed: hand over what came first; the next call raises
+            if not part:
+                break
+            parts.append(part)
+            self._filled += len(part)
+        piece = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        self._filled = 0
+        return piece

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import anyio
 import pytest
 
 from crt_async import ReadTimeout, RemoteProtocolError
-from crt_async._exchange import Exchange
+from crt_async._exchange import Exchange, ResponseHead
+from crt_async._headers import Headers
 from crt_async._loop import Wakeup, current_loop
+from crt_async._response import Response
 
 pytestmark = pytest.mark.anyio
 
@@ -349,3 +353,43 @@ def test_blocking_exchange_refuses_async_reads() -> None:
     exchange = blocking_exchange()
     with pytest.raises(RuntimeError, match="_sync"):
         exchange.receive(10).send(None)
+
+
+@contextlib.contextmanager
+def response_over(exchange: Exchange) -> Iterator[Response]:
+    response = Response(exchange, ResponseHead(200, Headers([]), "HTTP/2"))
+    try:
+        yield response
+    finally:
+        response.close()
+
+
+async def test_a_piece_interrupted_by_cancellation_is_completed_by_the_next_iteration() -> None:
+    exchange = RecordingExchange(initial_window=64 * KIB).exchange  # waits cap at 32 KiB
+    feed_from_thread(exchange, [b"a" * 40 * KIB])
+    with response_over(exchange) as response:
+        pieces = response.aiter_bytes(chunk_size=48 * KIB)
+        with anyio.CancelScope() as scope:
+
+            async def cancel_once_parked() -> None:
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_once_parked)
+                await pieces.__anext__()  # takes the 40 KiB, then waits for 8 more
+        assert scope.cancelled_caught
+        feed_from_thread(exchange, [b"b" * 10 * KIB], end=True)
+        rest = [piece async for piece in pieces]
+    assert rest == [b"a" * 40 * KIB + b"b" * 8 * KIB, b"b" * 2 * KIB]
+
+
+async def test_a_stream_failing_mid_piece_yields_what_came_first_then_raises() -> None:
+    exchange = RecordingExchange(initial_window=64 * KIB).exchange
+    feed_from_thread(exchange, [b"a" * 40 * KIB])
+    exchange.on_error(RemoteProtocolError("reset"))
+    with response_over(exchange) as response:
+        pieces = response.aiter_bytes(chunk_size=48 * KIB)
+        assert await pieces.__anext__() == b"a" * 40 * KIB
+        with pytest.raises(RemoteProtocolError, match="reset"):
+            await pieces.__anext__()
