@@ -41,6 +41,7 @@ class Response:
         "_exchange",
         "_head",
         "_keepalive",
+        "_read_so_far",
         "_read_timeout",
     )
 
@@ -57,6 +58,7 @@ class Response:
         self._keepalive = keepalive  # the CRT stream: alive as long as we read from it
         self._read_timeout = read_timeout
         self._content: bytes | None = None
+        self._read_so_far: list[bytes] = []  # aread()'s pieces, kept across cancellation
         self._closed = False
 
     @property
@@ -122,16 +124,22 @@ class Response:
         return _BodyIterator(self, None)
 
     async def aread(self) -> bytes:
-        """Read and return the whole body (also kept as :attr:`content`)."""
+        """Read and return the whole body (also kept as :attr:`content`).
+
+        If it is cancelled (or times out), calling it again goes on where it stopped.
+        """
         if self._content is None:
-            first = await self._receive(READ_ALL, READ_ALL)
-            if self._exchange.drained:  # the usual small body, whole: no second call
-                self._content = first
-                return first
-            parts = [first]
+            parts = self._read_so_far
+            if not parts:
+                first = await self._receive(READ_ALL, READ_ALL)
+                if self._exchange.drained:  # the usual small body, whole: no second call
+                    self._content = first
+                    return first
+                parts.append(first)
             while parts[-1]:
                 parts.append(await self._receive(READ_ALL, READ_ALL))
-            self._content = first if len(parts) <= 2 else b"".join(parts)  # [first, b""]: no copy
+            self._content = parts[0] if len(parts) <= 2 else b"".join(parts)  # [x, b""]: no copy
+            parts.clear()
         return self._content
 
     async def receive(self, max_bytes: int = 65536) -> bytes:

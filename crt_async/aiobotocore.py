@@ -385,13 +385,12 @@ class CRTRawResponse:
         self._eof = False
         self._body: bytes | None = None
 
-    async def _receive(self, max_bytes: int, min_bytes: int = 1) -> bytes:
-        """Up to ``max_bytes`` of the body once ``min_bytes`` have arrived (or the body
-        is over), ``b""`` at the end (crt_async errors)."""
+    async def _receive(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of the body, ``b""`` at the end (crt_async errors)."""
         if self._eof:
             return b""
         try:
-            data = await self._response._receive(max_bytes, min_bytes)
+            data = await self._response.receive(max_bytes)
         except Exception:
             self.close()
             raise
@@ -401,11 +400,18 @@ class CRTRawResponse:
         return data
 
     async def _read_rest(self) -> bytes:
-        """The rest of the body (crt_async errors)."""
-        chunks = []
-        while chunk := await self._receive(READ_ALL, READ_ALL):  # one wake-up per half window
-            chunks.append(chunk)
-        return b"".join(chunks)
+        """The rest of the body (crt_async errors); a cancelled call is resumed by
+        the next one."""
+        if self._eof:
+            return b""
+        try:
+            data = await self._response.aread()  # one wake-up per half window
+        except Exception:  # not cancellation: what was read so far stays with the response
+            self.close()
+            raise
+        self._eof = True
+        self.close()
+        return data
 
     async def _read_body(self) -> bytes:
         """The (rest of the) body, kept for later calls (crt_async errors)."""

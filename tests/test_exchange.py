@@ -393,3 +393,21 @@ async def test_a_stream_failing_mid_piece_yields_what_came_first_then_raises() -
         assert await pieces.__anext__() == b"a" * 40 * KIB
         with pytest.raises(RemoteProtocolError, match="reset"):
             await pieces.__anext__()
+
+
+async def test_aread_cancelled_midway_goes_on_where_it_stopped() -> None:
+    exchange = RecordingExchange(initial_window=64 * KIB).exchange  # waits cap at 32 KiB
+    feed_from_thread(exchange, [b"a" * 40 * KIB])
+    with response_over(exchange) as response:
+        with anyio.CancelScope() as scope:
+
+            async def cancel_once_parked() -> None:
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_once_parked)
+                await response.aread()  # takes the 40 KiB, then waits for the end
+        assert scope.cancelled_caught
+        feed_from_thread(exchange, [b"b" * KIB], end=True)
+        assert await response.aread() == b"a" * 40 * KIB + b"b" * KIB
