@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 import pytest
@@ -364,21 +364,26 @@ def response_over(exchange: Exchange) -> Iterator[Response]:
         response.close()
 
 
+async def cancel_once_parked(wait: Callable[[], Awaitable[object]]) -> None:
+    """Run ``wait()`` and cancel it once every task is blocked; it must be cancelled."""
+    with anyio.CancelScope() as scope:
+
+        async def cancel() -> None:
+            await anyio.wait_all_tasks_blocked()
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel)
+            await wait()
+    assert scope.cancelled_caught
+
+
 async def test_a_piece_interrupted_by_cancellation_is_completed_by_the_next_iteration() -> None:
     exchange = RecordingExchange(initial_window=64 * KIB).exchange  # waits cap at 32 KiB
     feed_from_thread(exchange, [b"a" * 40 * KIB])
     with response_over(exchange) as response:
         pieces = response.aiter_bytes(chunk_size=48 * KIB)
-        with anyio.CancelScope() as scope:
-
-            async def cancel_once_parked() -> None:
-                await anyio.wait_all_tasks_blocked()
-                scope.cancel()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(cancel_once_parked)
-                await pieces.__anext__()  # takes the 40 KiB, then waits for 8 more
-        assert scope.cancelled_caught
+        await cancel_once_parked(pieces.__anext__)  # takes the 40 KiB, waits for 8 more
         feed_from_thread(exchange, [b"b" * 10 * KIB], end=True)
         rest = [piece async for piece in pieces]
     assert rest == [b"a" * 40 * KIB + b"b" * 8 * KIB, b"b" * 2 * KIB]
@@ -399,15 +404,6 @@ async def test_aread_cancelled_midway_goes_on_where_it_stopped() -> None:
     exchange = RecordingExchange(initial_window=64 * KIB).exchange  # waits cap at 32 KiB
     feed_from_thread(exchange, [b"a" * 40 * KIB])
     with response_over(exchange) as response:
-        with anyio.CancelScope() as scope:
-
-            async def cancel_once_parked() -> None:
-                await anyio.wait_all_tasks_blocked()
-                scope.cancel()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(cancel_once_parked)
-                await response.aread()  # takes the 40 KiB, then waits for the end
-        assert scope.cancelled_caught
+        await cancel_once_parked(response.aread)  # takes the 40 KiB, waits for the end
         feed_from_thread(exchange, [b"b" * KIB], end=True)
         assert await response.aread() == b"a" * 40 * KIB + b"b" * KIB
