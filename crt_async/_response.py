@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator
 
+from ._checks import check_byte_count
 from ._exceptions import CRTError, ReadTimeout, StreamClosedError
 from ._exchange import Exchange, ResponseHead
 from ._headers import Headers
@@ -117,7 +118,7 @@ class Response:
             StreamClosedError: if the response was closed.
         """
         if chunk_size is not None:
-            _check_size("chunk_size", chunk_size)
+            check_byte_count(chunk_size, "chunk_size")
         return _BodyIterator(self, chunk_size)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -152,7 +153,7 @@ class Response:
             ValueError: ``max_bytes`` is not a positive int.
             RemoteProtocolError, ReadTimeout, StreamClosedError: as :meth:`aiter_bytes`.
         """
-        _check_size("max_bytes", max_bytes)
+        check_byte_count(max_bytes, "max_bytes")
         return await self._receive(max_bytes, 1)
 
     async def _receive(self, max_bytes: int, min_bytes: int) -> bytes:
@@ -184,11 +185,6 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.http_version}]>"
-
-
-def _check_size(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class _BodyIterator:

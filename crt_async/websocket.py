@@ -30,6 +30,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _crt_websocket
+from ._checks import check_byte_count
 from ._connection import _default_tls, parse_origin
 from ._exceptions import (
     ConnectionClosed,
@@ -386,12 +387,6 @@ def _handshake_headers(
     return result
 
 
-def _check_size(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive int (bytes), got {value!r}")
-    return value
-
-
 @contextlib.asynccontextmanager
 async def connect(
     url: str,
@@ -439,8 +434,8 @@ async def connect(
     """
     authority, host, port, path, secure = _split_url(url)
     request_headers = _handshake_headers(headers, subprotocols)
-    _check_size(max_message_size, "max_message_size")
-    _check_size(read_window, "read_window")
+    check_byte_count(max_message_size, "max_message_size")
+    check_byte_count(read_window, "read_window")
     check_seconds(connect_timeout, "connect_timeout")
     close_seconds = check_seconds(close_timeout, "close_timeout")
     assert close_seconds is not None
