@@ -161,30 +161,42 @@ class Storm:
             self.cancelled += scope.cancelled_caught
 
 
+class Reports:
+    """Everything a test can leave behind besides its result: exceptions inside CRT
+    callbacks (or other threads), warnings and errors logged, output on stderr."""
+
+    def __init__(
+        self,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+        crt_thread_errors: list[BaseException],
+    ) -> None:
+        self._capfd = capfd
+        self._caplog = caplog
+        self._crt_thread_errors = crt_thread_errors
+        caplog.set_level(logging.DEBUG)
+
+    def assert_none(self) -> None:
+        assert self._crt_thread_errors == []
+        problems = [r for r in self._caplog.records if r.levelno >= logging.WARNING]
+        assert problems == []
+        _, err = self._capfd.readouterr()
+        assert err == ""
+
+
 @pytest.fixture
-def quiet(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG)
-    return caplog
-
-
-def assert_nothing_reported(
+def reports(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     crt_thread_errors: list[BaseException],
-) -> None:
-    assert crt_thread_errors == []
-    problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert problems == []
-    _, err = capfd.readouterr()
-    assert err == ""
+) -> Reports:
+    return Reports(capfd, caplog, crt_thread_errors)
 
 
 async def test_a_thousand_tasks_cancelled_at_random_points_leave_nothing_behind(
     h2_server: LocalServer,
     tls: TLSConfig,
-    crt_thread_errors: list[BaseException],
-    capfd: pytest.CaptureFixture[str],
-    quiet: pytest.LogCaptureFixture,
+    reports: Reports,
 ) -> None:
     # Warm up the CRT (its event-loop threads, the TLS context) with a throwaway client.
     async with Client(tls=tls) as warmup:
@@ -232,7 +244,7 @@ async def test_a_thousand_tasks_cancelled_at_random_points_leave_nothing_behind(
     await wait_until(
         lambda: open_fds() <= baseline_fds, 10, f"open fds back to {baseline_fds}: {open_fds()}"
     )
-    assert_nothing_reported(capfd, quiet, crt_thread_errors)
+    reports.assert_none()
 
 
 # -- duplex streams whose reader is cancelled -------------------------------------------------
@@ -248,9 +260,7 @@ async def receive_exactly(stream: DuplexStream, size: int) -> bytes:
 async def test_cancelled_duplex_receives_lose_nothing_and_the_stream_goes_on(
     h2_server: LocalServer,
     tls: TLSConfig,
-    crt_thread_errors: list[BaseException],
-    capfd: pytest.CaptureFixture[str],
-    quiet: pytest.LogCaptureFixture,
+    reports: Reports,
 ) -> None:
     """A cancelled ``receive()`` is a no-op: what arrives later is delivered in order."""
     rng = random.Random(SEED)
@@ -273,15 +283,13 @@ async def test_cancelled_duplex_receives_lose_nothing_and_the_stream_goes_on(
                 received += chunk
         assert bytes(received) == bytes(sent)
         assert (await client.get("/")).status == 200
-    assert_nothing_reported(capfd, quiet, crt_thread_errors)
+    reports.assert_none()
 
 
 async def test_duplex_left_by_a_cancelled_reader_ends_our_side_and_frees_its_slot(
     h2_server: LocalServer,
     tls: TLSConfig,
-    crt_thread_errors: list[BaseException],
-    capfd: pytest.CaptureFixture[str],
-    quiet: pytest.LogCaptureFixture,
+    reports: Reports,
 ) -> None:
     """Abandoned streams policy: leaving the block sends END_STREAM, the echo server ends
     the response, the stream's slot is freed and the connection stays in service."""
@@ -309,7 +317,7 @@ async def test_duplex_left_by_a_cancelled_reader_ends_our_side_and_frees_its_slo
         async with client.duplex("POST", "/echo") as stream:
             await stream.send(b"still fine")
             assert await receive_exactly(stream, 10) == b"still fine"
-    assert_nothing_reported(capfd, quiet, crt_thread_errors)
+    reports.assert_none()
 
 
 # -- request bodies cut short ----------------------------------------------------------------
@@ -318,9 +326,7 @@ async def test_duplex_left_by_a_cancelled_reader_ends_our_side_and_frees_its_slo
 async def test_an_upload_cut_short_retires_its_connection_without_harming_the_others(
     h2_server: LocalServer,
     tls: TLSConfig,
-    crt_thread_errors: list[BaseException],
-    capfd: pytest.CaptureFixture[str],
-    quiet: pytest.LogCaptureFixture,
+    reports: Reports,
 ) -> None:
     """A stream whose iterable body was cut short can only end with its connection:
     the pool stops giving that connection new streams, lets the others finish, then
@@ -352,7 +358,7 @@ async def test_an_upload_cut_short_retires_its_connection_without_harming_the_ot
             5,
             f"the retired connection closed: {pool.stats()}",
         )
-    assert_nothing_reported(capfd, quiet, crt_thread_errors)
+    reports.assert_none()
 
 
 def test_a_sync_upload_cut_short_closes_its_connection(h2_server: LocalServer) -> None:
