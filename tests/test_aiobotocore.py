@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.server
-import json
 import socket
 import ssl
 import subprocess
@@ -44,7 +43,7 @@ from moto.server import ThreadedMotoServer
 
 from crt_async.aiobotocore import CRTAnyioSession, CRTSession
 
-from .conftest import ROOT, LocalServer
+from .conftest import ROOT, LocalServer, run_test_module
 
 MIB = 1024 * 1024
 FLAVOURS = [
@@ -362,23 +361,9 @@ def test_a_1_gib_get_object_read_in_1_mib_pieces_stays_in_bounded_memory(
     h2_server: LocalServer, backend: str
 ) -> None:
     size = 1024 * MIB
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.aiobotocore_reader",
-            h2_server.https_url,
-            h2_server.ca_file,
-            backend,
-            str(size),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=True,
+    figures, _ = run_test_module(
+        "aiobotocore_reader", h2_server.https_url, h2_server.ca_file, backend, size, timeout=170
     )
-    figures = json.loads(result.stdout)
     print(f"{backend}: peak RSS growth {figures['peak_growth'] / MIB:.1f} MiB over 1 GiB")
     assert figures["received"] == size
     assert figures["http_version"] == "HTTP/2"

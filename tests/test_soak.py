@@ -9,13 +9,9 @@ is a subprocess (``tests/soak.py``), so the figures are its own; they are printe
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from .conftest import ROOT, LocalServer
+from .conftest import LocalServer, run_test_module
 
 MIB = 1024 * 1024
 MAX_GROWTH = 0.10
@@ -32,26 +28,10 @@ def soak(
 ) -> None:
     """Run tests/soak.py; compare the last sample with the one after ``warmup_rounds``
     of its ten rounds."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.soak",
-            server.https_url,
-            server.ca_file,
-            backend,
-            str(requests),
-            str(duplex),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    report, stderr = run_test_module(
+        "soak", server.https_url, server.ca_file, backend, requests, duplex, timeout=timeout
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    report = json.loads(result.stdout)
+    assert stderr == ""
     samples = report["samples"]
     print(
         f"\n{backend}: {requests} requests + {duplex} duplex streams in {report['seconds']:.1f} s"
