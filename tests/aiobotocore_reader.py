@@ -19,9 +19,8 @@ import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from benchmarks.common import rss_bytes
 from crt_async.aiobotocore import CRTAnyioSession, CRTSession
-
-from .idle_reader import rss_bytes
 
 PIECE = 1024 * 1024
 WARMUP = 32 * PIECE  # the flow-control window has grown to its cap by then

@@ -14,15 +14,8 @@ import sys
 
 import anyio
 
+from benchmarks.common import rss_bytes
 from crt_async import TLSConfig, connect
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 async def main(url: str, ca_file: str, size: int, warmup: int, idle_seconds: float) -> None:

@@ -18,20 +18,13 @@ import time
 
 import anyio
 
+from benchmarks.common import rss_bytes
 from crt_async import Client, TLSConfig
 
 ROUNDS = 10
 WORKERS = 20
 DUPLEX_AT_ONCE = 10
 UPLOAD = b"u" * 4096
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def sample(round_: int, requests: int, duplex: int) -> dict[str, int]:
