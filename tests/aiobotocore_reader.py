@@ -1,5 +1,6 @@
-"""Subprocess for the bounded-memory aiobotocore test: ``get_object`` of a large body,
-read in 1 MiB pieces, with peak RSS sampled along the way.
+"""S3 clients through crt_async's sessions (:func:`s3_client`), and the subprocess for
+the bounded-memory aiobotocore test: ``get_object`` of a large body, read in 1 MiB
+pieces, with peak RSS sampled along the way.
 
 Usage: python -m tests.aiobotocore_reader URL CA_FILE BACKEND SIZE
 
@@ -12,8 +13,11 @@ under trio.  Every byte is checked.  Prints one JSON line:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from aiobotocore.config import AioConfig
@@ -27,21 +31,30 @@ WARMUP = 32 * PIECE  # the flow-control window has grown to its cap by then
 PATTERN = bytes(range(251)) * (PIECE // 251 + 2)
 
 
-async def main(url: str, ca_file: str, backend: str, size: int) -> None:
-    config = AioConfig(
-        http_session_cls=CRTSession if backend == "asyncio" else CRTAnyioSession,
-        retries={"max_attempts": 0},
-        s3={"addressing_style": "path"},
-    )
+@contextlib.asynccontextmanager
+async def s3_client(
+    session_cls: type[CRTSession], endpoint_url: str, **options: Any
+) -> AsyncIterator[Any]:
+    """An aiobotocore S3 client on ``session_cls`` with test credentials and no retries
+    (unless ``options`` say otherwise); ``options`` go to ``AioConfig``, except ``verify``."""
+    options.setdefault("retries", {"max_attempts": 0})
+    verify = options.pop("verify", None)
+    config = AioConfig(http_session_cls=session_cls, **options)
     async with get_session().create_client(
         "s3",
         region_name="us-east-1",
-        endpoint_url=url,
-        verify=ca_file,
+        endpoint_url=endpoint_url,
+        verify=verify,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=config,
-    ) as s3:
+    ) as client:
+        yield client
+
+
+async def main(url: str, ca_file: str, backend: str, size: int) -> None:
+    session_cls = CRTSession if backend == "asyncio" else CRTAnyioSession
+    async with s3_client(session_cls, url, verify=ca_file, s3={"addressing_style": "path"}) as s3:
         response = await s3.get_object(Bucket="bytes", Key=str(size))
         async with response["Body"] as body:
             http_version = body.raw_stream.http_version

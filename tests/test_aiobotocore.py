@@ -28,8 +28,6 @@ import anyio
 import anyio.abc
 import pytest
 import trustme
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -43,6 +41,7 @@ from moto.server import ThreadedMotoServer
 
 from crt_async.aiobotocore import CRTAnyioSession, CRTSession
 
+from .aiobotocore_reader import s3_client
 from .conftest import ROOT, LocalServer, run_test_module
 
 MIB = 1024 * 1024
@@ -79,25 +78,6 @@ def moto_url() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
-
-
-@contextlib.asynccontextmanager
-async def s3_client(
-    session_cls: type[CRTSession], endpoint_url: str, **options: Any
-) -> AsyncIterator[Any]:
-    options.setdefault("retries", {"max_attempts": 0})
-    verify = options.pop("verify", None)
-    config = AioConfig(http_session_cls=session_cls, **options)
-    async with get_session().create_client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=endpoint_url,
-        verify=verify,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    ) as client:
-        yield client
 
 
 @pytest.fixture
