@@ -15,6 +15,7 @@ from awscrt import io as crt_io
 from awscrt import websocket as crt_websocket
 
 from ._crt import _as_crt_error
+from ._thread_state import keep_thread_state
 
 __all__ = ["FrameSink", "Setup", "close", "increment_read_window", "send_frame", "start_connect"]
 
@@ -80,6 +81,7 @@ def start_connect(
     future: concurrent.futures.Future[Setup] = concurrent.futures.Future()
 
     def on_connection_setup(data: crt_websocket.OnConnectionSetupData) -> None:
+        keep_thread_state()  # every later callback of this WebSocket runs on this thread
         if data.websocket is not None:
             on_setup(data.websocket)
         future.set_result(

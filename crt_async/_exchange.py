@@ -30,6 +30,7 @@ import anyio
 from ._exceptions import ReadTimeout, RemoteProtocolError, translate_crt_error
 from ._headers import Headers
 from ._loop import LoopHandle, ThreadWakeup, Waiter, Wakeup, current_loop
+from ._thread_state import keep_thread_state
 
 __all__ = ["Exchange", "ResponseHead"]
 
@@ -137,6 +138,7 @@ class Exchange:
 
     def on_response(self, status_code: int, headers: list[tuple[str, str]], **_: object) -> None:
         """``on_response`` callback of the CRT stream."""
+        keep_thread_state()  # the stream's first callback: its thread's later ones are cheaper
         fields = Headers([pair for pair in headers if not pair[0].startswith(":")])
         head = ResponseHead(status_code, fields, self.http_version)
         with self._lock:
