@@ -59,3 +59,15 @@ def test_a_ratio_just_short_of_its_goal_never_shows_as_reaching_it() -> None:
     shown = str(Verdict(goal, 0.8997, met=False))
     assert shown == "SHORT  (a) download, trio: 0.89x (goal >= 0.9x)"
     assert Goal("x", "s", "c", "p99", CEILING, 2.0).describe() == "< 2 ms"
+
+
+def test_a_reference_ratio_is_shown_but_never_judged() -> None:
+    speed = Metric("rps", "req/s", higher_is_better=True)
+    runs = section(
+        "small-gets", speed, {"raw-crt": [100], "raw-crt-kept": [250], "crt-async-trio": [100]}
+    )
+    verdicts = {verdict.goal.label: verdict for verdict in check([runs])}
+    reference = verdicts["(b) small GETs vs raw-crt-kept, trio"]
+    assert (reference.value, reference.met) == (pytest.approx(0.4), True)
+    shown = "info   (b) small GETs vs raw-crt-kept, trio: 0.40x (goal none, for reference)"
+    assert str(reference) == shown

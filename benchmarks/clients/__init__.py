@@ -8,10 +8,13 @@ from typing import Callable
 from .base import Contender, IdlePlan
 
 
-def _raw_crt() -> Contender:
-    from .raw_crt import RawCRT
+def _raw_crt(*, keep_thread_state: bool) -> Callable[[], Contender]:
+    def create() -> Contender:
+        from .raw_crt import RawCRT
 
-    return RawCRT()
+        return RawCRT(keep_thread_state=keep_thread_state)
+
+    return create
 
 
 def _raw_crt_hand_off() -> Contender:
@@ -66,7 +69,8 @@ def _aiohttp() -> Contender:
 
 BASELINE = "raw-crt"
 FACTORIES: dict[str, Callable[[], Contender]] = {
-    BASELINE: _raw_crt,
+    BASELINE: _raw_crt(keep_thread_state=False),
+    "raw-crt-kept": _raw_crt(keep_thread_state=True),
     "raw-crt-handoff": _raw_crt_hand_off,
     "awscrt-aio": _awscrt_aio,
     "crt-async-asyncio": _crt_async("asyncio"),

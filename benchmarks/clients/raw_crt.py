@@ -6,6 +6,11 @@ it on the CRT thread; the calling thread blocks on the CRT's futures, a semaphor
 event.  Flow-control windows are the CRT's automatic ones, each stream's starting at
 :data:`STREAM_WINDOW`: crt_async's largest window.  (With HTTP/2's default of 64 KiB, a
 download from nginx runs at about 60 % of the speed on the development machine.)
+
+``raw-crt`` is awscrt as it ships: it enters Python from its C threads with a thread state
+created and destroyed for every callback.  ``raw-crt-kept`` keeps one thread state on the
+connection's CRT thread, as crt_async does (``crt_async._thread_state``): the fastest any
+Python consumer of these callbacks can be.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any
 
 from awscrt import http as crt_http
 from awscrt import io as crt_io
+
+from crt_async._thread_state import keep_thread_state
 
 from ..common import MIB, Target
 from .base import (
@@ -59,16 +66,29 @@ def request(target: Target, method: str, path: str) -> crt_http.HttpRequest:
 
 
 @contextlib.contextmanager
-def _connection(target: Target) -> Iterator[Any]:
+def _connection(target: Target, *, keep: bool) -> Iterator[Any]:
+    """An HTTP/2 connection; with ``keep``, its CRT thread keeps its Python thread state."""
     options = tls_options(target, ["h2"])
     future = crt_http.Http2ClientConnection.new(
         target.host, target.port, tls_connection_options=options, initial_settings=window_settings()
     )
     connection = _result(future, "connecting")
     try:
+        if keep:
+            _keep_thread_state(connection, target)
         yield connection
     finally:
         _result(connection.close(), "closing")
+
+
+def _keep_thread_state(connection: Any, target: Target) -> None:
+    """One request whose ``on_response`` keeps the thread state of the CRT thread it runs
+    on: the thread that runs every callback of this connection."""
+    stream = connection.request(
+        request(target, "GET", "/"), on_response=lambda **_: keep_thread_state()
+    )
+    stream.activate()
+    _result(stream.completion_future, "GET /")
 
 
 class _Body:
@@ -130,20 +150,27 @@ class _Echo:
 
 
 class RawCRT(Contender):
-    """``awscrt.http`` callbacks and threads: the baseline every ratio is against."""
+    """``awscrt.http`` callbacks and threads: the baseline every ratio is against; with
+    ``keep_thread_state``, the same with one lasting thread state on the CRT thread."""
 
-    name = "raw-crt"
-    description = "awscrt.http callbacks + threading (baseline)"
+    def __init__(self, *, keep_thread_state: bool = False) -> None:
+        self._keep = keep_thread_state
+        if keep_thread_state:
+            self.name = "raw-crt-kept"
+            self.description = "awscrt.http callbacks + threading, thread state kept"
+        else:
+            self.name = "raw-crt"
+            self.description = "awscrt.http callbacks + threading (baseline)"
 
     def download(
         self, target: Target, path: str, size: int, idle: IdlePlan | None = None
     ) -> Download:
-        return _download(target, path, size, idle, hand_off=idle is not None)
+        return _download(target, path, size, idle, hand_off=idle is not None, keep=self._keep)
 
     def small_gets(
         self, target: Target, path: str, size: int, total: int, concurrency: int
     ) -> float:
-        with _connection(target) as connection:
+        with _connection(target, keep=self._keep) as connection:
             _get(connection, target, path)  # as the others' warm-up
             slots = threading.BoundedSemaphore(concurrency)
             finished = threading.Event()
@@ -180,7 +207,7 @@ class RawCRT(Contender):
 
     def latencies(self, target: Target, path: str, size: int, count: int) -> list[float]:
         samples = []
-        with _connection(target) as connection:
+        with _connection(target, keep=self._keep) as connection:
             _get(connection, target, path)
             for _ in range(count):
                 start = time.perf_counter()
@@ -193,7 +220,7 @@ class RawCRT(Contender):
     def round_trips(self, target: Target, path: str, count: int, size: int) -> float:
         message = b"x" * size
         with (
-            _connection(target) as connection,
+            _connection(target, keep=self._keep) as connection,
             _echo_stream(connection, target, path, size) as echo,
         ):
             stream, counter = echo
@@ -210,7 +237,7 @@ class RawCRT(Contender):
         message = b"x" * size
         count = total // size
         with (
-            _connection(target) as connection,
+            _connection(target, keep=self._keep) as connection,
             _echo_stream(connection, target, path, size) as echo,
         ):
             stream, counter = echo
@@ -246,15 +273,15 @@ class RawCRTHandOff(Contender):
     def download(
         self, target: Target, path: str, size: int, idle: IdlePlan | None = None
     ) -> Download:
-        return _download(target, path, size, idle, hand_off=True)
+        return _download(target, path, size, idle, hand_off=True, keep=False)
 
 
 def _download(
-    target: Target, path: str, size: int, idle: IdlePlan | None, *, hand_off: bool
+    target: Target, path: str, size: int, idle: IdlePlan | None, *, hand_off: bool, keep: bool
 ) -> Download:
     """Time one GET of ``path``: counted in ``on_body``, or handed off to this thread
     (through a ``queue.SimpleQueue``), which idles as planned."""
-    with _connection(target) as connection:
+    with _connection(target, keep=keep) as connection:
         start = time.perf_counter()
         if hand_off:
             status, received, growth = _get_handed_off(connection, target, path, idle)

@@ -1,13 +1,17 @@
-"""Workloads (a)-(d): the HTTP/2 download, small GETs, their latency, and duplex echo."""
+"""Workloads (a)-(d): the HTTP/2 download, small GETs, their latency, and duplex echo.
+
+Every measurement runs in a fresh process (:mod:`benchmarks.child`), so that no contender
+changes the conditions of the next one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..child import run_in_child
 from ..clients import BASELINE, Contender, IdlePlan
-from ..clients.base import DUPLEX_IN_FLIGHT
+from ..clients.base import DUPLEX_IN_FLIGHT, Download
 from ..common import DOWNLOAD_PIECE, KIB, MIB, Target
-from ..download_child import run_download
 from ..results import Metric, Section, percentile
 from ..servers import HttpServer
 from ..settings import Sizes
@@ -32,8 +36,8 @@ def download(
     repeats: int,
     unavailable: dict[str, str],
 ) -> Section:
-    """(a) One large body over HTTP/2, each run in a fresh process: MB/s and peak RSS;
-    then once per contender, RSS growth while the reader idles mid-body."""
+    """(a) One large body over HTTP/2: MB/s and peak RSS; then once per contender, RSS
+    growth while the reader idles mid-body."""
     size = sizes.download_bytes
     section = _section(
         "download",
@@ -46,7 +50,7 @@ def download(
         unavailable,
     )
     section.notes += [
-        "Each run is a fresh process: peak RSS is its VmHWM (interpreter and imports included).",
+        "Peak RSS is the VmHWM of the run's process (interpreter and imports included).",
         f"Idle growth: RSS growth while the reader stops for {sizes.idle_seconds:g} s after"
         f" {sizes.idle_after // MIB} MiB of the body (one run per contender).",
         "raw-crt-handoff: raw callbacks handing each chunk to the downloading thread (a"
@@ -59,8 +63,9 @@ def download(
 
     def measure(contender: Contender) -> Measure:
         def run() -> dict[str, float]:
-            child = run_download(contender.name, server.target, server.large_path, size)
-            return {"mbps": size / child.seconds / MB, "peak_rss": child.peak_rss / MIB}
+            child = run_in_child(contender.name, "download", server.target, server.large_path, size)
+            seconds = Download(**child.result).seconds
+            return {"mbps": size / seconds / MB, "peak_rss": child.peak_rss / MIB}
 
         return run
 
@@ -70,11 +75,13 @@ def download(
         if contender.name not in section.rows:
             continue
         try:
-            child = run_download(contender.name, server.target, server.large_path, size, idle)
+            child = run_in_child(
+                contender.name, "download", server.target, server.large_path, size, idle
+            )
         except Exception as exc:
             section.notes.append(f"The idle reader of {contender.name} failed: {exc}")
             continue
-        growth = (child.rss_growth or 0) / MIB
+        growth = (Download(**child.result).rss_growth or 0) / MIB
         section.add(contender.name, "idle_growth", growth)
         log(f"download {contender.name} idle reader: RSS +{growth:.1f} MiB")
     return section
@@ -100,10 +107,16 @@ def small_gets(
 
     def measure(contender: Contender) -> Measure:
         def run() -> dict[str, float]:
-            seconds = contender.small_gets(
-                server.target, server.small_path, sizes.small_body, total, concurrency
+            child = run_in_child(
+                contender.name,
+                "small_gets",
+                server.target,
+                server.small_path,
+                sizes.small_body,
+                total,
+                concurrency,
             )
-            return {"rps": total / seconds}
+            return {"rps": total / child.result}
 
         return run
 
@@ -132,8 +145,12 @@ def latency(
 
     def measure(contender: Contender) -> Measure:
         def run() -> dict[str, float]:
-            samples = contender.latencies(server.target, server.small_path, sizes.small_body, count)
-            return {"p50": percentile(samples, 0.5) * MS, "p99": percentile(samples, 0.99) * MS}
+            path, size = server.small_path, sizes.small_body
+            samples = run_in_child(contender.name, "latencies", server.target, path, size, count)
+            return {
+                "p50": percentile(samples.result, 0.5) * MS,
+                "p99": percentile(samples.result, 0.99) * MS,
+            }
 
         return run
 
@@ -170,9 +187,13 @@ def duplex(
     def measure(contender: Contender) -> Measure:
         def run() -> dict[str, float]:
             count = sizes.round_trips
-            seconds = contender.round_trips(echo, "/echo", count, sizes.small_message)
+            seconds = run_in_child(
+                contender.name, "round_trips", echo, "/echo", count, sizes.small_message
+            ).result
             total = sizes.duplex_bytes
-            streamed = contender.duplex_stream(echo, "/echo", total, sizes.large_message)
+            streamed = run_in_child(
+                contender.name, "duplex_stream", echo, "/echo", total, sizes.large_message
+            ).result
             return {"round_trips": count / seconds, "mbps": total / streamed / MB}
 
         return run
