@@ -9,6 +9,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._checks import check_byte_count
 from ._exceptions import StreamClosedError, WriteTimeout, translate_crt_error
 from ._exchange import Exchange, ResponseHead
 from ._futures import wait_future
@@ -151,13 +152,13 @@ class DuplexStream(anyio.abc.ByteStream):
         """Return the response bytes that have arrived, at most ``max_bytes``.
 
         Raises:
+            ValueError: ``max_bytes`` is not a positive int.
             anyio.EndOfStream: the response body has ended.
             anyio.ClosedResourceError: the stream was closed.
             RemoteProtocolError: the stream failed before the body ended.
             ReadTimeout: nothing arrived within the read timeout.
         """
-        if max_bytes < 1:
-            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+        check_byte_count(max_bytes, "max_bytes")
         if self._closed:
             raise anyio.ClosedResourceError
         data = await self._exchange.receive(max_bytes, self._timeout.read)

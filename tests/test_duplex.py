@@ -94,12 +94,15 @@ async def test_stream_is_unusable_after_leaving_the_block(h2: Connection) -> Non
         await stream.receive()
 
 
-async def test_send_rejects_non_bytes(h2: Connection) -> None:
+async def test_send_and_receive_reject_bad_arguments_before_the_crt(h2: Connection) -> None:
     async with h2.duplex("POST", "/echo") as stream:
         with pytest.raises(TypeError, match="bytes"):
             await stream.send("text")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="max_bytes"):
-            await stream.receive(0)
+        for bad_size in (0, -1, 1.5, True, "10"):
+            with pytest.raises(ValueError, match="max_bytes"):
+                await stream.receive(bad_size)  # type: ignore[arg-type]
+        await stream.send(b"still usable")
+        assert await stream.receive() == b"still usable"
 
 
 async def test_composes_with_anyio_text_and_buffered_streams(h2: Connection) -> None:
