@@ -282,6 +282,8 @@ def _download(
     """Time one GET of ``path``: counted in ``on_body``, or handed off to this thread
     (through a ``queue.SimpleQueue``), which idles as planned."""
     with _connection(target, keep=keep) as connection:
+        if target.warmup_path is not None:
+            _get(connection, target, target.warmup_path)  # as the others' warm-up
         start = time.perf_counter()
         if hand_off:
             status, received, growth = _get_handed_off(connection, target, path, idle)
