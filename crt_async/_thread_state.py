@@ -5,13 +5,15 @@ leaves with ``PyGILState_Release``.  On a thread that Python did not start,
 that pair creates a thread state on entry and destroys it on exit: once per
 callback.  Creating one maps a fresh frame stack and destroying it unmaps the
 stack again, which makes the kernel flush the TLB on every CPU the process
-runs on.  For small requests that churn costs about as much CPU as all the rest
-of the CRT thread's work (see benchmarks/README.md).
+runs on.  For small requests that churn costs the CRT thread more CPU than all
+the rest of its work together (benchmarks/README.md, "What changed in session 4").
 
 :func:`keep_thread_state` takes one extra ``PyGILState_Ensure`` that is never
 released, so the thread's state outlives the callback and later callbacks on
-that thread only take the GIL.  The state lives until the thread ends (the
-CRT's event-loop threads run for the life of the process).
+that thread only take the GIL.  The state is never freed while Python runs, so
+it is kept only from callbacks that run on the CRT's event-loop threads, which
+live as long as the process (not, say, from a future's done-callback, which
+any thread may run).
 """
 
 from __future__ import annotations
