@@ -10,10 +10,12 @@ the rest of its work together (benchmarks/README.md, "What changed in session 4"
 
 :func:`keep_thread_state` takes one extra ``PyGILState_Ensure`` that is never
 released, so the thread's state outlives the callback and later callbacks on
-that thread only take the GIL.  The state is never freed while Python runs, so
-it is kept only from callbacks that run on the CRT's event-loop threads, which
-live as long as the process (not, say, from a future's done-callback, which
-any thread may run).
+that thread only take the GIL.  On a C thread the kept state is never freed
+while Python runs, so it is kept only from HTTP and WebSocket callbacks, which
+run on the CRT's event-loop threads (they live as long as the process) or, with
+``MockTransport``, on threads Python started (whose state Python frees when
+they end anyway); not from a future's done-callback, which any C thread of any
+library may run.
 """
 
 from __future__ import annotations
