@@ -13,7 +13,8 @@ Usage::
 ``small_gets``, ``latencies``, ``round_trips``, ``duplex_stream``) and ``ARGS_JSON`` its
 arguments after the target, as a JSON list (a download's idle plan as an object).  Prints
 one JSON object: ``result`` (a download as an object) and ``peak_rss`` (VmHWM at the end,
-in bytes), or ``not_applicable``.  :func:`run_in_child` is the parent's side.
+in bytes), or ``not_applicable``.  :func:`run_in_child` is the parent's side: it encodes
+the arguments and decodes the result.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from .clients import IdlePlan, load
 from .clients.base import Download
-from .common import ROOT, NotApplicable, Target, peak_rss_bytes
+from .common import NotApplicable, Target, peak_rss_bytes, run_module
 
 TIMEOUT = 600.0
 WORKLOADS = ("download", "small_gets", "latencies", "round_trips", "duplex_stream")
@@ -36,8 +35,8 @@ WORKLOADS = ("download", "small_gets", "latencies", "round_trips", "duplex_strea
 
 @dataclass(frozen=True)
 class ChildResult:
-    """What one child process measured: the workload method's result (a download's
-    as a dict) and the process's peak RSS in bytes."""
+    """What one child process measured: the workload method's result and the process's
+    peak RSS in bytes."""
 
     result: Any
     peak_rss: int
@@ -51,27 +50,25 @@ def run_in_child(contender: str, workload: str, target: Target, *args: object) -
         RuntimeError: the measurement failed (the child's last line of stderr says why).
     """
     encoded = [dataclasses.asdict(arg) if isinstance(arg, IdlePlan) else arg for arg in args]
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.child",
-        contender,
-        workload,
-        target.url,
-        target.ca_file,
-        target.warmup_path or "",
-        json.dumps(encoded),
-    ]
-    completed = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
-    if completed.returncode != 0:
-        lines = completed.stderr.strip().splitlines() or [f"exit status {completed.returncode}"]
-        raise RuntimeError(lines[-1])
-    figures: dict[str, Any] = json.loads(completed.stdout)
+    try:
+        figures, _ = run_module(
+            "benchmarks.child",
+            contender,
+            workload,
+            target.url,
+            target.ca_file,
+            target.warmup_path or "",
+            json.dumps(encoded),
+            timeout=TIMEOUT,
+        )
+    except RuntimeError as exc:
+        raise RuntimeError(str(exc).splitlines()[-1]) from None  # the child's reason
     if figures.get("not_applicable"):
         raise NotApplicable
-    return ChildResult(figures["result"], figures["peak_rss"])
+    result = figures["result"]
+    if workload == "download":
+        result = Download(**result)
+    return ChildResult(result, figures["peak_rss"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,10 +1,15 @@
-"""Small shared pieces: units, where a server is, and this process's memory figures."""
+"""Small shared pieces: units, where a server is, this process's memory figures, and
+running a module in a process of its own."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 KIB = 1024
@@ -60,3 +65,26 @@ def rss_bytes() -> int:
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process so far (VmHWM, Linux)."""
     return _status_kib("VmHWM") * KIB
+
+
+def run_module(module: str, *args: object, timeout: float) -> tuple[dict[str, Any], str]:
+    """Run ``python -m module args...`` from the repository root, in a process of its own
+    (for figures that another run in the same process would distort).
+
+    Returns the JSON object it printed on stdout, and its stderr.
+
+    Raises:
+        RuntimeError: it failed; the message is its stderr.
+    """
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr.strip() or f"exit status {completed.returncode}")
+    figures: dict[str, Any] = json.loads(completed.stdout)
+    return figures, completed.stderr

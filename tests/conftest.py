@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -127,22 +124,3 @@ async def any_connection(
         url, config = h2_server.http_url, None
     async with await connect(url, tls=config) as connection:
         yield connection
-
-
-def run_test_module(module: str, *args: object, timeout: float) -> tuple[dict[str, Any], str]:
-    """Run ``python -m tests.<module> args...`` from the repository root, in a process
-    of its own (for figures such as RSS that the test process would distort).
-
-    Returns the JSON object it printed on stdout, and its stderr.
-    """
-    result = subprocess.run(
-        [sys.executable, "-m", f"tests.{module}", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    figures: dict[str, Any] = json.loads(result.stdout)
-    return figures, result.stderr

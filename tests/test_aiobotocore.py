@@ -39,10 +39,11 @@ from botocore.exceptions import (
 )
 from moto.server import ThreadedMotoServer
 
+from benchmarks.common import run_module
 from crt_async.aiobotocore import CRTAnyioSession, CRTSession
 
 from .aiobotocore_reader import s3_client
-from .conftest import ROOT, LocalServer, run_test_module
+from .conftest import ROOT, LocalServer
 
 MIB = 1024 * 1024
 FLAVOURS = [
@@ -341,8 +342,13 @@ def test_a_1_gib_get_object_read_in_1_mib_pieces_stays_in_bounded_memory(
     h2_server: LocalServer, backend: str
 ) -> None:
     size = 1024 * MIB
-    figures, _ = run_test_module(
-        "aiobotocore_reader", h2_server.https_url, h2_server.ca_file, backend, size, timeout=170
+    figures, _ = run_module(
+        "tests.aiobotocore_reader",
+        h2_server.https_url,
+        h2_server.ca_file,
+        backend,
+        size,
+        timeout=170,
     )
     print(f"{backend}: peak RSS growth {figures['peak_growth'] / MIB:.1f} MiB over 1 GiB")
     assert figures["received"] == size

@@ -8,9 +8,10 @@ import gc
 
 import pytest
 
+from benchmarks.common import run_module
 from crt_async import Connection
 
-from .conftest import LocalServer, run_test_module
+from .conftest import LocalServer
 
 MIB = 1024 * 1024
 
@@ -20,8 +21,8 @@ def test_idle_reader_of_a_256_mib_body_stays_bounded_then_gets_every_byte(
     h2_server: LocalServer, backend: str
 ) -> None:
     size = 256 * MIB
-    figures, _ = run_test_module(
-        "idle_reader",
+    figures, _ = run_module(
+        "tests.idle_reader",
         h2_server.https_url,
         h2_server.ca_file,
         backend,

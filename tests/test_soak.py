@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import LocalServer, run_test_module
+from benchmarks.common import run_module
+
+from .conftest import LocalServer
 
 MIB = 1024 * 1024
 MAX_GROWTH = 0.10
@@ -28,8 +30,8 @@ def soak(
 ) -> None:
     """Run tests/soak.py; compare the last sample with the one after ``warmup_rounds``
     of its ten rounds."""
-    report, stderr = run_test_module(
-        "soak", server.https_url, server.ca_file, backend, requests, duplex, timeout=timeout
+    report, stderr = run_module(
+        "tests.soak", server.https_url, server.ca_file, backend, requests, duplex, timeout=timeout
     )
     assert stderr == ""
     samples = report["samples"]

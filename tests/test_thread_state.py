@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import LocalServer, run_test_module
+from benchmarks.common import run_module
+
+from .conftest import LocalServer
 
 
 def _survived(server: LocalServer, backend: str, *, keep: bool) -> list[bool]:
-    figures, _ = run_test_module(
-        "thread_state_probe", server.https_url, server.ca_file, backend, int(keep), timeout=60
+    figures, _ = run_module(
+        "tests.thread_state_probe", server.https_url, server.ca_file, backend, int(keep), timeout=60
     )
     survived: list[bool] = figures["survived"]
     assert len(survived) >= 5  # at least one body callback per request

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ..child import run_in_child
 from ..clients import BASELINE, Contender, IdlePlan
-from ..clients.base import DUPLEX_IN_FLIGHT, Download
+from ..clients.base import DUPLEX_IN_FLIGHT
 from ..common import DOWNLOAD_PIECE, KIB, MIB, Target
 from ..results import Metric, Section, percentile
 from ..servers import HttpServer
@@ -64,8 +64,7 @@ def download(
     def measure(contender: Contender) -> Measure:
         def run() -> dict[str, float]:
             child = run_in_child(contender.name, "download", server.target, server.large_path, size)
-            seconds = Download(**child.result).seconds
-            return {"mbps": size / seconds / MB, "peak_rss": child.peak_rss / MIB}
+            return {"mbps": size / child.result.seconds / MB, "peak_rss": child.peak_rss / MIB}
 
         return run
 
@@ -81,7 +80,7 @@ def download(
         except Exception as exc:
             section.notes.append(f"The idle reader of {contender.name} failed: {exc}")
             continue
-        growth = (Download(**child.result).rss_growth or 0) / MIB
+        growth = (child.result.rss_growth or 0) / MIB
         section.add(contender.name, "idle_growth", growth)
         log(f"download {contender.name} idle reader: RSS +{growth:.1f} MiB")
     return section
